@@ -1,0 +1,17 @@
+"""The paper's networks, registered by name: ResNet, Wide-ResNet, ResNeXt, MobileNet v1."""
+from . import mobilenet, resnet
+from ._registry import ModelInfo, create_model, list_models, model_info, register_model
+from .mobilenet import MobileNetV1
+from .resnet import BasicBlock, Bottleneck, ResNet
+
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "MobileNetV1",
+    "ModelInfo",
+    "ResNet",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
+]
