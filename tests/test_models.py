@@ -99,8 +99,8 @@ def test_registry_api():
     m = cbam.create_model("cbam_resnet18", num_classes=4)
     assert isinstance(m.layer1[0].attn, CBAM)
     assert cbam.create_model("resnet18", stride_in_1x1=None, drop_rate=None).head.fc.out_features == 1000
-    m = cbam.create_model("resnet18", attention="cbam", attention_kwargs={"kernel_size": 3})
-    assert m.layer1[0].attn.spatial.kernel_size == 3
+    m = cbam.create_model("resnet18", attention="cbam", attention_kwargs={"kernel_size": 3, "reduction": 32})
+    assert m.layer1[0].attn.spatial.kernel_size == 3 and m.layer1[0].attn.channel.fc1.out_features == 2
     with pytest.raises(ValueError, match="unknown model"):
         cbam.create_model("resnet19")
     with pytest.raises(ValueError, match="unknown attention"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..nn import SpatialAttention, create_attention
+from ..nn import ATTENTION_REGISTRY, SpatialAttention, create_attention
 
 __all__ = ["AttnLayer", "attention_layer", "ClassifierHead", "init_official"]
 
@@ -16,7 +16,12 @@ AttnLayer = Callable[[int], "nn.Module | None"]
 
 def attention_layer(attention: Any, attention_kwargs: dict[str, Any] | None = None) -> AttnLayer:
     """``channels -> module or None`` built from a :func:`cbam.nn.create_attention` spec."""
-    create_attention(attention, 16, **(attention_kwargs or {}))  # fail at construction on a bad spec
+    if isinstance(attention, str):
+        key = attention.lower().replace("-", "_")
+        if key not in ("", "none") and key not in ATTENTION_REGISTRY:
+            raise ValueError(f"unknown attention {attention!r}; valid names are {['none', *sorted(ATTENTION_REGISTRY)]}")
+    elif attention is not None and not callable(attention):
+        raise ValueError(f"attention must be None, a name, a class or a callable, got {type(attention).__name__}")
     return partial(create_attention, attention, **(attention_kwargs or {}))
 
 
