@@ -183,6 +183,9 @@ def test_compare_writes_table_csv_and_curves(folder, tmp_path, capsys):
     mtime = (out / "cbam" / "seed1" / "model.safetensors").stat().st_mtime
     assert main(argv) == 0  # finished runs are reused, not retrained
     assert (out / "cbam" / "seed1" / "model.safetensors").stat().st_mtime == mtime
+    capsys.readouterr()
+    assert main([*argv, "--weight-decay", "0.001"]) == 2  # a changed recipe never mixes with old runs
+    assert "differs in ['weight_decay']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("table, attentions", [(1, ["none", "channel_avg", "channel_max", "channel"])])

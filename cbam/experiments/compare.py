@@ -28,7 +28,7 @@ from ..engine.loop import read_metrics
 from ..models import model_info
 from ..profile import count_gmacs, count_params
 from .classification import build_model, train
-from .config import TrainConfig, save_config
+from .config import TrainConfig
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_table", "plot_curves", "row_label"]
 
@@ -82,16 +82,20 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+#: Config keys that do not change what a run computes; a finished run is reused whatever they are.
+_RUNTIME_KEYS = ("workers", "threads", "out")
+
+
 def _run_one(cfg: TrainConfig, progress: bool) -> Path:
     out = Path(cfg.out)
     saved = out / "config.yaml"
     if saved.is_file():
-        tmp = out / ".config.check.yaml"
-        save_config(cfg, tmp)
-        same = yaml.safe_load(tmp.read_text()) == yaml.safe_load(saved.read_text())
-        tmp.unlink()
-        if not same:
-            raise ValueError(f"{str(out)!r} holds a run with another config; choose another output directory")
+        old = yaml.safe_load(saved.read_text())
+        new = dataclasses.replace(cfg, lr=cfg.resolved_lr).to_dict()
+        differ = sorted(k for k in set(old) | set(new) if k not in _RUNTIME_KEYS and old.get(k) != new.get(k))
+        if differ:
+            raise ValueError(f"{str(out)!r} holds a run with another config (differs in {differ}); "
+                             "choose another output directory")
     records = read_metrics(out)
     if (out / WEIGHTS_NAME).is_file() and len(records) >= cfg.epochs:
         return out
