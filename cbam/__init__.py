@@ -2,6 +2,8 @@
 import importlib.util
 
 from . import models, nn
+from .attach import attach
+from .hub import from_pretrained, save_pretrained
 from .models import create_model, list_models, model_info
 from .nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, create_attention
 
@@ -17,11 +19,14 @@ __all__ = [
     "ChannelAttention",
     "SpatialAttention",
     "SqueezeExcitation",
+    "attach",
     "create_attention",
     "create_model",
+    "from_pretrained",
     "list_models",
     "model_info",
     "models",
     "nn",
+    "save_pretrained",
     "__version__",
 ]
