@@ -106,7 +106,7 @@ def save_safetensors(state_dict: dict[str, Tensor], path: str | os.PathLike) -> 
     """Write ``state_dict`` to ``path`` atomically (temporary file, then ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -64,6 +64,15 @@ def _signature(state_dict: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
 
 
+def _candidates(target: dict[str, tuple[int, ...]]) -> list[str]:
+    """ResNet-family names, those whose depth matches the block count first (building a candidate costs time)."""
+    blocks = {m.group(0) for k in target if (m := re.match(r"layer\d+\.\d+", k))}
+    per_block = 3 if any(".conv3." in k for k in target) else 2
+    depth = f"{len(blocks) * per_block + 2}"
+    names = list_models("res*") + list_models("wide_res*")
+    return sorted(names, key=lambda n: re.search(rf"(?<!\d){depth}(?!\d)", n) is None)
+
+
 def match_architecture(
     state_dict: dict[str, Tensor], attention: str, attention_kwargs: dict[str, Any], source: str
 ) -> tuple[str, dict[str, Any]]:
@@ -75,11 +84,11 @@ def match_architecture(
     """
     target = _signature(state_dict)
     if "head.fc.weight" not in target or "conv1.weight" not in target:
-        raise ValueError(f"{source}: no classifier (head.fc) or stem (conv1) weights after conversion; "
+        raise ValueError(f"{source}: no stem (conv1) or classifier (head.fc) weights after conversion; is the layout right?; "
                          f"first keys: {list(target)[:5]}")
     num_classes, in_chans = target["head.fc.weight"][0], target["conv1.weight"][1]
     best: tuple[int, str, set[str], set[str]] = (-1, "", set(), set())
-    for name in list_models("res*") + list_models("wide_res*"):
+    for name in _candidates(target):
         for small_input in (False, True):
             kwargs = {"num_classes": num_classes, "in_chans": in_chans, "small_input": small_input,
                       "attention": attention, "attention_kwargs": dict(attention_kwargs)}
