@@ -9,13 +9,14 @@ the model's total stride (``feature_info[-1]["reduction"]``): 33 for the ImageNe
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from .weights import atomic_write
 
 __all__ = ["FORMATS", "ExportCheck", "min_input_size", "export_program", "export_model", "check_onnx", "check_pt2"]
 
@@ -63,19 +64,6 @@ def export_program(model: nn.Module, example_size: Sequence[int] | None = None) 
         return torch.export.export(model, (x,), dynamic_shapes={"x": dims})
 
 
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def export_model(
     model: nn.Module, path: str | os.PathLike, format: str = "onnx", example_size: Sequence[int] | None = None
 ) -> Path:
@@ -91,8 +79,8 @@ def export_model(
         raise ValueError(f"unknown export format {format!r}; valid names are {FORMATS}")
     program = export_program(model, example_size)
     if format == "pt2":
-        return _atomic(Path(path), lambda tmp: torch.export.save(program, tmp))
-    return _atomic(Path(path), lambda tmp: torch.onnx.export(
+        return atomic_write(path, lambda tmp: torch.export.save(program, tmp))
+    return atomic_write(path, lambda tmp: torch.onnx.export(
         program, f=tmp, input_names=["input"], output_names=["logits"], dynamo=True, external_data=False,
     ))
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from .models import create_model
-from .weights import read_checkpoint, save_safetensors
+from .weights import atomic_write, read_checkpoint, save_safetensors
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "save_pretrained", "from_pretrained", "load_config", "load_weights_strict"]
 
@@ -69,11 +68,8 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
     config = _model_config(model)
     directory.mkdir(parents=True, exist_ok=True)
     save_safetensors(model.state_dict(), directory / WEIGHTS_NAME)
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, directory / CONFIG_NAME)
+    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
     return directory
 
 

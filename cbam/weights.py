@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-__all__ = ["Checkpoint", "UnsafeCheckpointError", "read_checkpoint", "save_safetensors", "TORCH_SUFFIXES"]
+__all__ = ["Checkpoint", "UnsafeCheckpointError", "TORCH_SUFFIXES", "atomic_write", "read_checkpoint", "save_safetensors"]
 
 #: File endings read with ``torch.load(weights_only=True)``.
 TORCH_SUFFIXES = (".pth", ".pth.tar", ".pt", ".bin", ".ckpt", ".tar")
@@ -102,17 +103,26 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(state_dict, nested_key, dropped)
 
 
-def save_safetensors(state_dict: dict[str, Tensor], path: str | os.PathLike) -> Path:
-    """Write ``state_dict`` to ``path`` atomically (temporary file, then ``os.replace``)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then ``os.replace`` it onto ``path``.
+
+    The temporary file keeps ``path``'s suffix (some writers choose the format from it) and is
+    removed if ``write`` fails, so ``path`` is either the old file or the complete new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"format": "pt"})
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def save_safetensors(state_dict: dict[str, Tensor], path: str | os.PathLike) -> Path:
+    """Write ``state_dict`` to ``path`` as safetensors, atomically (see :func:`atomic_write`)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
