@@ -17,6 +17,8 @@ _COMMANDS = (
     "eval",
     "compare",
     "ablate",
+    "convert",
+    "export",
 )
 
 

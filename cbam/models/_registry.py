@@ -94,4 +94,5 @@ def create_model(name: str, *, attention: Any = None, num_classes: int = 1000, *
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     model = info.fn(attention=attention, num_classes=num_classes, **kwargs)
     model.model_name = info.name
+    model.model_args = {"attention": attention, "num_classes": num_classes, **kwargs}  # for save_pretrained
     return model

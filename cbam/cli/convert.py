@@ -1,0 +1,34 @@
+"""``cbam convert``: another layout's CBAM checkpoint -> our model folder, or our folder -> timm weights."""
+from __future__ import annotations
+
+import argparse
+
+from ..convert import convert_checkpoint, export_timm_weights
+from ..interop import SOURCES
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert official / pytorchcv / timm CBAM weights into a model folder (or ours into timm's layout)",
+        description="Weights are read without unpickling code: .pth/.pth.tar with torch.load(weights_only=True), "
+                    "or .safetensors.",
+    )
+    direction = p.add_mutually_exclusive_group(required=True)
+    direction.add_argument("--from", dest="source", choices=sorted(SOURCES),
+                           help="layout of INPUT, a checkpoint file; writes a folder (config.json + model.safetensors)")
+    direction.add_argument("--to", dest="target", choices=["timm"],
+                           help="INPUT is one of our model folders; writes its weights in timm's layout to a .safetensors file")
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("--out", required=True, help="output folder (--from) or .safetensors file (--to)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.source:
+        report = convert_checkpoint(args.input, args.source, args.out)
+        print("\n".join(report.lines()))
+        return 0
+    arch, path = export_timm_weights(args.input, args.out)
+    print(f"wrote {path} for timm.create_model({arch!r}, block_args=dict(attn_layer='cbam'))")
+    return 0
