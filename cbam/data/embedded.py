@@ -187,7 +187,9 @@ def add_clutter(canvas: np.ndarray, digits: np.ndarray, rng: np.random.Generator
     Returns the number of fragments drawn.
     """
     height, width = canvas.shape
-    allowed = np.setdiff1d(np.arange(len(digits)), np.asarray(exclude, dtype=np.int64))
+    keep = np.ones(len(digits), dtype=bool)
+    keep[list(exclude)] = False
+    allowed = np.flatnonzero(keep)
     if allowed.size == 0:
         raise ValueError(f"no clutter sources: all {len(digits)} digits are excluded")
     drawn = 0
