@@ -17,6 +17,7 @@ _COMMANDS = (
     "eval",
     "compare",
     "ablate",
+    "detect",
 )
 
 

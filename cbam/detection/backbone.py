@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from ..engine.checkpoint import load_checkpoint, read_safetensors_config
 from ..models import create_model
 
 __all__ = ["StagesBackbone", "build_stages_backbone", "load_backbone_weights", "freeze_batchnorm", "freeze_stages"]
@@ -65,22 +66,14 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"backbone checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
+        read_safetensors_config(path)  # a clear error for a file that is not safetensors
         return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict", "model_state"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"backbone checkpoint {path}: expected a state dict (or one under 'model'/'state_dict')")
-    return obj
+    return load_checkpoint(path)["model"]
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load a classification checkpoint of ours (``.safetensors`` or a ``torch.save`` d state dict,
-    possibly under ``"model"``; a DDP ``module.`` prefix is stripped) into ``model``, classifier excluded.
+    """Load a classification run's ``model.safetensors`` or ``checkpoint.pt`` (read without unpickling
+    code; a DDP ``module.`` prefix is stripped) into ``model``, classifier excluded.
 
     Returns:
         ``{"loaded": [...], "missing": [...], "unexpected": [...]}``: backbone keys filled, backbone
