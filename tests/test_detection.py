@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from cbam.cli import main
 from cbam.detection.backbone import load_backbone_weights
 from cbam.detection.config import load_detect_config
 from cbam.detection.datasets import CocoDetectionDataset, VOCDetectionDataset
@@ -22,6 +23,15 @@ from cbam.detection.task import build_detection_dataset, evaluate, train
 from cbam.detection.transforms import DetectionAugment
 from cbam.models import create_model
 from cbam.profile import count_params
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # One thread: on a shared, loaded CPU, two threads per process make these steps ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _t(boxes, labels, difficult=None, size=(100, 100)):
@@ -224,9 +234,9 @@ def test_detector_parameter_counts_with_and_without_attention():
     assert counts[("stairnet", "cbam")] - counts[("stairnet", "se")] == 6 * (2 * 49 + 1)
     m = stairnet(20, "mobilenet_v1", "cbam")
     assert count_params(m) - _attention_params(m.backbone[1]) == counts[("stairnet", None)]
-    # Faster R-CNN: attention lives in the backbone, so it adds exactly ResNet-50 + CBAM's extra parameters.
-    frcnn = {att: count_params(faster_rcnn(80, "resnet50", att)) for att in (None, "cbam")}
-    assert frcnn["cbam"] - frcnn[None] == 28089608 - 25557032
+    # Faster R-CNN: attention lives in the backbone, so it adds exactly ResNet-18 + CBAM's extra parameters.
+    frcnn = {att: count_params(faster_rcnn(80, "resnet18", att)) for att in (None, "cbam")}
+    assert frcnn["cbam"] - frcnn[None] == 11779384 - 11689512
 
 
 def test_vgg_ssd_parameter_count_and_size_check():
@@ -275,7 +285,7 @@ def test_training_steps_and_evaluation(name, embedded_root):
     assert 0.0 <= coco_map(preds, truth, 10)["map"] <= 1.0 and 0.0 <= voc07_map(preds, truth, 10)["map"] <= 1.0
 
 
-def test_engine_train_resume_and_eval(embedded_root, tmp_path):
+def test_engine_train_resume_and_eval(embedded_root, tmp_path, capsys):
     cfg = load_detect_config("detect_embedded", data=f"embedded:{embedded_root}", detector="ssd",
                              image_size=64, epochs=1, batch_size=4, workers=0, out=str(tmp_path / "run"),
                              data_kwargs={"format": "coco", "image_size": 64, "train_images": 8, "val_images": 4,
@@ -292,6 +302,12 @@ def test_engine_train_resume_and_eval(embedded_root, tmp_path):
     assert again["map"] == pytest.approx(json.loads((run / "results_test.json").read_text())["map"])
     with pytest.raises(ValueError, match="already holds a checkpoint"):
         train(cfg, progress=False)
+    capsys.readouterr()
+    assert main(["detect", "eval", str(run / "checkpoint.pt"), "--split", "test"]) == 0
+    table = capsys.readouterr().out
+    assert "| MobileNet | SSD + CBAM |" in table and "mAP@.5 (VOC07)" in table
+    assert main(["detect", "eval", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_config_errors():
