@@ -1,4 +1,4 @@
-"""Detection recipes: ``cbam/configs/detect_*.yaml`` (plain YAML, never executed), overridden by flags.
+"""Detection recipes: ``cbam/configs/detect/detect_*.yaml`` (plain YAML, never executed), overridden by flags.
 
 Read with the same reader as the classification recipes (:mod:`cbam.experiments.config`); the keys
 are those of :class:`DetectConfig`. The resolved config is saved as ``config.yaml`` in the run directory.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import yaml
 from ..engine.checkpoint import atomic_write
 from ..experiments.config import _read_yaml
 
-__all__ = ["DETECTORS", "DetectConfig", "load_detect_config", "save_detect_config"]
+__all__ = ["DETECTORS", "DetectConfig", "list_detect_configs", "load_detect_config", "save_detect_config"]
 
 DETECTORS = ("faster_rcnn", "ssd", "stairnet")
 _METRICS = ("voc07_map", "map", "map_50", "map_75")
@@ -75,6 +76,20 @@ class DetectConfig:
         return dataclasses.asdict(self)
 
 
+def list_detect_configs() -> list[str]:
+    """Names of the detection recipes shipped in ``cbam/configs/detect/``."""
+    folder = resources.files("cbam").joinpath("configs", "detect")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _recipe(name_or_path: str | Path) -> str:
+    if str(name_or_path) in list_detect_configs():
+        return str(resources.files("cbam").joinpath("configs", "detect", f"{name_or_path}.yaml"))
+    if Path(name_or_path).suffix not in (".yaml", ".yml"):
+        raise ValueError(f"config must be one of {list_detect_configs()} or a .yaml path, got {str(name_or_path)!r}")
+    return str(name_or_path)
+
+
 def load_detect_config(name_or_path: str | Path | None = None, **overrides: Any) -> DetectConfig:
     """The recipe ``name_or_path`` (``detect_embedded``, ``detect_voc``, ``detect_coco`` or a .yaml path;
     default: the dataclass defaults) with the non-``None`` ``overrides`` applied.
@@ -82,7 +97,7 @@ def load_detect_config(name_or_path: str | Path | None = None, **overrides: Any)
     Raises:
         ValueError: an unknown key (the valid ones are listed) or a bad value.
     """
-    values = _read_yaml(name_or_path) if name_or_path is not None else {}
+    values = _read_yaml(_recipe(name_or_path)) if name_or_path is not None else {}
     values |= {k: v for k, v in overrides.items() if v is not None}
     known = {f.name for f in dataclasses.fields(DetectConfig)}
     unknown = sorted(set(values) - known)
