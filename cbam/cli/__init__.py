@@ -19,6 +19,7 @@ _COMMANDS = (
     "ablate",
     "convert",
     "export",
+    "detect",
 )
 
 

@@ -1,0 +1,111 @@
+"""``cbam detect train | eval | params``: the detection experiments (paper Tables 6 and 7)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .train import _key_value
+
+__all__ = ["add_parser", "run"]
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a detector, then evaluate it (one process, or many under torchrun)",
+                       description="Train Faster R-CNN / SSD / StairNet from a recipe (flags override it), then "
+                                   "evaluate on the test split and print a Table-6/7-style row.")
+    p.add_argument("--config", default="detect_embedded",
+                   help="recipe: detect_embedded, detect_voc, detect_coco or a .yaml path (default: detect_embedded)")
+    p.add_argument("--detector", choices=("faster_rcnn", "ssd", "stairnet"))
+    p.add_argument("--backbone", help="resnet50/resnet101/... (Faster R-CNN); vgg16 or mobilenet_v1 (SSD, StairNet)")
+    p.add_argument("--attention", help="none, se or cbam")
+    p.add_argument("--backbone-weights", help="classification checkpoint/safetensors of ours for the backbone")
+    p.add_argument("--data", help="embedded[:DIR], voc:VOCDEVKIT_DIR or coco:ROOT")
+    p.add_argument("--image-size", type=int, help="SSD/StairNet input side; Faster R-CNN min_size")
+    p.add_argument("--augment", choices=("none", "hflip", "ssd"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"))
+    p.add_argument("--device", choices=("cpu", "cuda"))
+    p.add_argument("--out", help="run directory (default: the recipe's)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--split", default="test", help="split evaluated after training (default: test)")
+    p.add_argument("--set", dest="overrides", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other config key, value in YAML, e.g. --set model_kwargs='{frozen_bn: true}'")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(detect_func=_run_train)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a detection run (COCO mAP and VOC07 mAP@.5)")
+    p.add_argument("weights", nargs="+", help="run directories, checkpoint.pt or model.safetensors files (one row each)")
+    p.add_argument("--data", help="default: the data each run was trained on")
+    p.add_argument("--split", default="test", help="train, val or test (default: test)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"))
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.set_defaults(detect_func=_run_eval)
+
+
+def _add_params(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("params", help="parameter counts of the paper's detectors beside Table 6/7's")
+    p.add_argument("--table", choices=("6", "7"), default="7")
+    p.set_defaults(detect_func=_run_params)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", help="object detection: Faster R-CNN (Table 6), SSD / StairNet (Table 7)")
+    p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_train(actions)
+    _add_eval(actions)
+    _add_params(actions)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from ..detection.config import load_detect_config
+    from ..detection.task import format_results, train
+    from ..engine.loop import NonFiniteLossError
+
+    flags: dict[str, Any] = {k: getattr(args, k) for k in (
+        "detector", "backbone", "attention", "backbone_weights", "data", "image_size", "augment", "epochs",
+        "batch_size", "lr", "weight_decay", "momentum", "seed", "workers", "amp", "device", "out")}
+    cfg = load_detect_config(args.config, **(dict(args.overrides) | flags))
+    try:
+        row = train(cfg, resume=args.resume, progress=not args.no_progress, eval_split=args.split)
+    except NonFiniteLossError as err:
+        print(f"cbam detect: error: {err}", file=sys.stderr)
+        return 1
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run directory: {cfg.out}")
+        print(f"{args.split} split: {row['images']} images, {row['objects']} objects")
+        print(format_results([row]))
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from ..detection.task import evaluate, format_results
+
+    rows = [evaluate(w, args.data, split=args.split, batch_size=args.batch_size, workers=args.workers,
+                     device=args.device) for w in args.weights]
+    print(json.dumps(rows, indent=2) if args.json else format_results(rows))
+    return 0
+
+
+def _run_params(args: argparse.Namespace) -> int:
+    from ..detection.params import format_param_rows, param_rows
+
+    print(format_param_rows(param_rows(args.table)))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return args.detect_func(args)

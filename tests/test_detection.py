@@ -1,0 +1,332 @@
+"""Detection: metrics against hand-computed cases, both dataset formats, bad input, detectors and the engine."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from cbam.cli import main
+from cbam.detection.backbone import load_backbone_weights
+from cbam.detection.config import load_detect_config
+from cbam.detection.datasets import CocoDetectionDataset, VOCDetectionDataset
+from cbam.detection.embedded import build_embedded_detection, embedded_detection_dataset
+from cbam.detection.faster_rcnn import faster_rcnn
+from cbam.detection.metrics import coco_map, voc07_map
+from cbam.detection.ssd import ssd
+from cbam.detection.stairnet import stairnet
+from cbam.detection.task import build_detection_dataset, evaluate, train
+from cbam.detection.transforms import DetectionAugment
+from cbam.models import create_model
+from cbam.profile import count_params
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # One thread: on a shared, loaded CPU, two threads per process make these steps ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _t(boxes, labels, difficult=None, size=(100, 100)):
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    difficult = torch.zeros(len(boxes), dtype=torch.bool) if difficult is None else torch.as_tensor(difficult)
+    return {"boxes": boxes, "labels": torch.as_tensor(labels, dtype=torch.int64), "difficult": difficult, "size": size}
+
+
+def _p(boxes, scores, labels):
+    return {"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "scores": torch.as_tensor(scores, dtype=torch.float32), "labels": torch.as_tensor(labels, dtype=torch.int64)}
+
+
+# ---- metrics -------------------------------------------------------------------------------------
+G1, G2, G3 = [10, 10, 50, 50], [60, 60, 90, 90], [20, 20, 60, 70]
+
+
+def _voc_case(g2_difficult: bool):
+    targets = [_t([G1, G2], [1, 1], [False, g2_difficult]), _t([G3], [1])]
+    preds = [
+        _p([G1, G2, [0, 70, 20, 95], [11, 11, 50, 50]], [0.9, 0.8, 0.7, 0.6], [1, 1, 1, 1]),  # TP, G2, FP, duplicate
+        _p([[21, 20, 60, 70]], [0.5], [1]),  # TP
+    ]
+    return preds, targets
+
+
+def test_voc07_ap_hand_computed_with_difficult():
+    # G2 difficult: ranked TP, (ignored), FP, FP, TP with 2 positives -> recall .5 .5 .5 1, precision 1 .5 .33 .5;
+    # 11-point AP = (6 x 1.0 + 5 x 0.5) / 11.
+    preds, targets = _voc_case(g2_difficult=True)
+    assert voc07_map(preds, targets, 1)["map"] == pytest.approx(8.5 / 11)
+    # G2 an ordinary object: TP TP FP FP TP, 3 positives -> recall 1/3 2/3 2/3 2/3 1, precision 1 1 .67 .5 .6;
+    # AP = (7 x 1.0 + 4 x 0.6) / 11.
+    preds, targets = _voc_case(g2_difficult=False)
+    assert voc07_map(preds, targets, 1)["map"] == pytest.approx(9.4 / 11)
+
+
+def test_voc07_iou_must_exceed_half_and_classes_average():
+    # [0, 0, 10, 10] vs [0, 0, 20, 10]: IoU exactly 0.5 -> false positive (the devkit tests ovmax > 0.5).
+    targets = [_t([[0, 0, 20, 10], [50, 50, 80, 80]], [1, 2])]
+    preds = [_p([[0, 0, 10, 10], [50, 50, 80, 80]], [0.9, 0.9], [1, 2])]
+    out = voc07_map(preds, targets, 3)
+    assert out["ap"][0] == 0.0 and out["ap"][1] == pytest.approx(1.0) and math.isnan(out["ap"][2])
+    assert out["map"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("metric", ["voc07", "coco"])
+def test_perfect_and_empty_predictions(metric):
+    targets = [_t([G1, G2], [1, 2]), _t([G3, [5, 5, 30, 30]], [2, 1], [False, True]), _t([], [])]
+    perfect = [_p(t["boxes"][~t["difficult"]], [1.0] * int((~t["difficult"]).sum()), t["labels"][~t["difficult"]])
+               for t in targets]
+    empty = [_p([], [], []) for _ in targets]
+    if metric == "voc07":
+        assert voc07_map(perfect, targets, 2)["map"] == pytest.approx(1.0)
+        assert voc07_map(empty, targets, 2)["map"] == 0.0
+    else:
+        assert coco_map(perfect, targets, 2) == pytest.approx({"map": 1.0, "map_50": 1.0, "map_75": 1.0})
+        assert coco_map(empty, targets, 2) == {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
+
+
+def test_coco_map_half_recall():
+    # One of two objects found exactly: precision 1 up to recall 0.5, so the 101-point AP is 51 / 101.
+    targets = [_t([G1, G2], [1, 1])]
+    out = coco_map([_p([G1], [0.9], [1])], targets, 1)
+    assert out["map"] == pytest.approx(51 / 101) and out["map_50"] == pytest.approx(51 / 101)
+
+
+# ---- datasets ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def embedded_root(tmp_path_factory):
+    return build_embedded_detection(tmp_path_factory.mktemp("det") / "emb", image_size=64, train_images=8,
+                                    val_images=4, test_images=4, object_size=(12, 24), n_clutter=3)
+
+
+def test_embedded_coco_and_voc_load_identically(embedded_root):
+    for split in ("train", "val", "test"):
+        coco = embedded_detection_dataset(embedded_root, split, "coco")
+        voc = embedded_detection_dataset(embedded_root, split, "voc")
+        assert len(coco) == len(voc) > 0 and coco.classes == voc.classes == tuple("0123456789")
+        assert coco.stats == voc.stats and coco.stats["objects"] >= len(coco)
+        for i in range(len(coco)):
+            (ic, tc), (iv, tv) = coco[i], voc[i]
+            assert ic.shape == (3, 64, 64) and torch.equal(ic, iv)
+            for key in ("boxes", "labels", "difficult"):
+                assert torch.equal(tc[key], tv[key]), key
+    assert build_embedded_detection(embedded_root, image_size=64, train_images=8, val_images=4, test_images=4,
+                                    object_size=(12, 24), n_clutter=3) == embedded_root  # same meta: not rebuilt
+
+
+def test_embedded_splits_use_disjoint_sources(embedded_root):
+    meta = json.loads((embedded_root / "meta.json").read_text())
+    assert meta["images"] == {"train": 8, "val": 4, "test": 4}
+    ids = (embedded_root / "VOCdevkit/VOC2007/ImageSets/Main/trainval.txt").read_text().split()
+    assert ids[:8] == [f"train_{i:06d}" for i in range(8)] and len(ids) == 12
+
+
+def _write_voc(root, objects, *, width=50, height=40, year="2007", image_id="000001"):
+    from PIL import Image
+
+    base = root / "VOCdevkit" / f"VOC{year}"
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (width, height)).save(base / "JPEGImages" / f"{image_id}.jpg")
+    objs = "".join(
+        f"<object><name>{n}</name><difficult>{d}</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for n, b, d in objects)
+    (base / "Annotations" / f"{image_id}.xml").write_text(
+        f"<annotation><size><width>{width}</width><height>{height}</height></size>{objs}</annotation>")
+    with open(base / "ImageSets/Main/trainval.txt", "a") as f:
+        f.write(image_id + "\n")
+    return root / "VOCdevkit"
+
+
+def test_voc_loader_keeps_difficult_clips_and_drops(tmp_path):
+    root = _write_voc(tmp_path, [
+        ("dog", (1, 1, 10, 10), 0), ("cat", (5, 5, 20, 30), 1),
+        ("dog", (40, 30, 70, 60), 0),  # partly outside the 50 x 40 image: clipped
+        ("cat", (60, 10, 80, 20), 0),  # wholly outside: zero area after clipping, dropped
+        ("cat", (7, 7, 6, 9), 0),  # xmax < xmin - 1: negative width, dropped
+    ])
+    _write_voc(tmp_path, [], image_id="000002")  # an image without objects
+    with pytest.warns(UserWarning, match="clipped 1 box.*dropped 2"):
+        ds = VOCDetectionDataset(root, ["2007"], "trainval")
+    assert ds.stats == {"images": 2, "objects": 3, "clipped": 1, "dropped": 2, "difficult": 1, "empty_images": 1}
+    _, t = ds[0]
+    assert t["boxes"].tolist() == [[0, 0, 10, 10], [4, 4, 20, 30], [39, 29, 50, 40]]
+    assert t["labels"].tolist() == [12, 8, 12] and t["difficult"].tolist() == [False, True, False]
+    image, t = ds[1]
+    assert image.shape == (3, 40, 50) and t["boxes"].shape == (0, 4)
+    with pytest.warns(UserWarning):
+        train_ds = VOCDetectionDataset(root, ["2007"], "trainval", keep_difficult=False)
+    assert train_ds.stats["objects"] == 2 and train_ds.stats["difficult"] == 0
+
+
+def test_unknown_class_names_and_ids(tmp_path):
+    root = _write_voc(tmp_path, [("unicorn", (1, 1, 10, 10), 0)])
+    with pytest.raises(ValueError, match="unknown class name 'unicorn'.*valid names"):
+        VOCDetectionDataset(root, ["2007"], "trainval")
+    ann = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [0, 0, 5, 5]}],
+           "categories": [{"id": 1, "name": "dog"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    with pytest.raises(ValueError, match="unknown category_id 7; valid ids are \\[1\\]"):
+        CocoDetectionDataset(tmp_path, tmp_path / "ann.json")
+    with pytest.raises(FileNotFoundError, match="image set"):
+        VOCDetectionDataset(root, ["2012"], "trainval")
+
+
+def test_augment_keeps_boxes_labels_and_flags_aligned():
+    torch.manual_seed(0)
+    target = _t([[10, 10, 40, 50], [60, 20, 110, 90]], [1, 2], [False, True], size=(100, 120))
+    target["image_id"] = 0
+    for _ in range(10):
+        image, out = DetectionAugment("ssd")(torch.rand(3, 100, 120), target)
+        assert len(out["boxes"]) == len(out["labels"]) == len(out["difficult"])
+        assert out["size"] == tuple(image.shape[-2:])
+        for label, flag in zip(out["labels"].tolist(), out["difficult"].tolist()):
+            assert flag == (label == 2)
+
+
+# ---- backbones and parameter counts --------------------------------------------------------------
+def test_backbone_weights_report_and_mismatch(tmp_path):
+    plain = create_model("resnet18")
+    save_file(plain.state_dict(), str(tmp_path / "r18.safetensors"))
+    model = create_model("resnet18", attention="cbam")
+    report = load_backbone_weights(model, tmp_path / "r18.safetensors")
+    assert report["missing"] and all(".attn." in k for k in report["missing"])
+    assert len(report["loaded"]) == len([k for k in plain.state_dict() if not k.startswith("head.")])
+    assert torch.equal(model.conv1.weight, plain.conv1.weight) and not report["unexpected"]
+    with pytest.raises(ValueError, match="does not match resnet50: .*shape mismatch"):
+        load_backbone_weights(create_model("resnet50"), tmp_path / "r18.safetensors")
+    save_file({"foo.weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="none of its 1 keys"):
+        load_backbone_weights(create_model("resnet18"), tmp_path / "other.safetensors")
+    with pytest.raises(FileNotFoundError):
+        load_backbone_weights(create_model("resnet18"), tmp_path / "missing.safetensors")
+
+
+def test_frozen_bn_and_trainable_stages():
+    model = faster_rcnn(3, "resnet18", "cbam", frozen_bn=True, trainable_stages=2, min_size=64, max_size=64)
+    body = model.backbone.body.body
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in body.modules())
+    assert not body.conv1.weight.requires_grad and not body.layer2[0].conv1.weight.requires_grad
+    assert body.layer3[0].conv1.weight.requires_grad and body.layer4[0].attn.channel.fc1.weight.requires_grad
+    with pytest.raises(ValueError, match="trainable_stages must be in \\[0, 5\\]"):
+        faster_rcnn(3, "resnet18", trainable_stages=6)
+
+
+def _attention_params(model):
+    return sum(p.numel() for n, p in model.named_parameters() if ".attn." in n or n.startswith("attn."))
+
+
+def test_detector_parameter_counts_with_and_without_attention():
+    # MobileNet SSD / StairNet at 20 VOC classes (paper Table 7: 5.81 / 5.98 / 5.99 / 6.00 M).
+    counts = {(det, att): count_params(f(20, "mobilenet_v1", att)) for det, f in (("ssd", ssd), ("stairnet", stairnet))
+              for att in (None, "se", "cbam")}
+    assert counts[("ssd", None)] == 5789614 and counts[("stairnet", None)] == 5956014
+    # SE on six 128-channel maps: 6 x (2 x 128 x 8 + 8 + 128); CBAM adds a 7x7x2 conv + bias per map.
+    assert counts[("stairnet", "se")] - counts[("stairnet", None)] == 6 * (2 * 128 * 8 + 8 + 128)
+    assert counts[("stairnet", "cbam")] - counts[("stairnet", "se")] == 6 * (2 * 49 + 1)
+    m = stairnet(20, "mobilenet_v1", "cbam")
+    assert count_params(m) - _attention_params(m.backbone[1]) == counts[("stairnet", None)]
+    # Faster R-CNN: attention lives in the backbone, so it adds exactly ResNet-18 + CBAM's extra parameters.
+    frcnn = {att: count_params(faster_rcnn(80, "resnet18", att)) for att in (None, "cbam")}
+    assert frcnn["cbam"] - frcnn[None] == 11779384 - 11689512
+
+
+def test_vgg_ssd_parameter_count_and_size_check():
+    assert count_params(ssd(20, "vgg16")) == 26285486  # paper Table 7: 26.5 M
+    with pytest.raises(ValueError, match="vgg16 needs size >= 268"):
+        stairnet(20, "vgg16", size=128)
+    with pytest.raises(ValueError, match="unknown SSD backbone 'resnet50'"):
+        ssd(20, "resnet50")
+
+
+# ---- training steps and evaluation ---------------------------------------------------------------
+DETECTORS = {
+    "faster_rcnn_r50_cbam": lambda: faster_rcnn(
+        10, "resnet50", "cbam", min_size=64, max_size=64, anchor_sizes=(8, 16, 32, 64, 128),
+        rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50, rpn_pre_nms_top_n_test=50,
+        rpn_post_nms_top_n_test=20, box_batch_size_per_image=32),
+    "ssd_mobilenet_cbam": lambda: ssd(10, "mobilenet_v1", "cbam", size=64),
+    "stairnet_mobilenet_cbam": lambda: stairnet(10, "mobilenet_v1", "cbam", size=64),
+}
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_training_steps_and_evaluation(name, embedded_root):
+    torch.manual_seed(0)
+    model = DETECTORS[name]()
+    data = embedded_detection_dataset(embedded_root, "train", "voc")
+    images, targets = zip(*(data[i] for i in range(2)))
+    targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+    params = [p for p in model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train()
+    for _ in range(2):
+        losses = model(list(images), targets)
+        loss = sum(losses.values())
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert any(not torch.equal(a, p) for a, p in zip(before, params))
+    model.eval()
+    with torch.no_grad():
+        preds = model([data[i][0] for i in range(2)])
+    assert all(p["boxes"].shape[1] == 4 and len(p["boxes"]) == len(p["scores"]) for p in preds)
+    truth = [data.target(i) for i in range(2)]
+    assert 0.0 <= coco_map(preds, truth, 10)["map"] <= 1.0 and 0.0 <= voc07_map(preds, truth, 10)["map"] <= 1.0
+
+
+def test_engine_train_resume_and_eval(embedded_root, tmp_path, capsys):
+    cfg = load_detect_config("detect_embedded", data=f"embedded:{embedded_root}", detector="ssd",
+                             image_size=64, epochs=1, batch_size=4, workers=0, out=str(tmp_path / "run"),
+                             data_kwargs={"format": "coco", "image_size": 64, "train_images": 8, "val_images": 4,
+                                          "test_images": 4, "object_size": [12, 24], "n_clutter": 3})
+    row = train(cfg, progress=False)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl", "model.safetensors", "results_test.json"):
+        assert (run / name).is_file(), name
+    assert row["detector"] == "ssd" and row["images"] == 4 and 0.0 <= row["voc07_map"] <= 1.0
+    cfg.epochs = 2
+    train(cfg, resume=True, progress=False)
+    assert [r["epoch"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())] == [1, 2]
+    again = evaluate(run, split="test")
+    assert again["map"] == pytest.approx(json.loads((run / "results_test.json").read_text())["map"])
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        train(cfg, progress=False)
+    capsys.readouterr()
+    assert main(["detect", "eval", str(run / "checkpoint.pt"), "--split", "test"]) == 0
+    table = capsys.readouterr().out
+    assert "| MobileNet | SSD + CBAM |" in table and "mAP@.5 (VOC07)" in table
+    assert main(["detect", "eval", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown detection config key"):
+        load_detect_config("detect_embedded", bogus=1)
+    with pytest.raises(ValueError, match="detector must be one of"):
+        load_detect_config(detector="yolo")
+    with pytest.raises(ValueError, match="expected embedded"):
+        build_detection_dataset("voc", "train")
+    assert load_detect_config("detect_voc").weight_decay == 5e-4 and load_detect_config("detect_voc").momentum == 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detector", ["ssd", "stairnet"])
+def test_vgg16_at_300_trains(detector, embedded_root):
+    model = (ssd if detector == "ssd" else stairnet)(10, "vgg16", "cbam")
+    data = embedded_detection_dataset(embedded_root, "train", "coco")
+    image, t = data[0]
+    losses = model([image], [{"boxes": t["boxes"], "labels": t["labels"]}])
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert np.isfinite(count_params(model))
