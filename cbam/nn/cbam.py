@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from . import fused
 from ._checks import check_feature_map
 from .channel import ChannelAttention
 from .spatial import SpatialAttention
@@ -33,6 +34,11 @@ class CBAM(nn.Module):
         pools, mlp_bias: passed to :class:`ChannelAttention`.
         descriptor, spatial_order, spatial_norm, spatial_conv_bias: passed to
             :class:`SpatialAttention` as ``descriptor``, ``order``, ``norm``, ``conv_bias``.
+
+    Attributes:
+        fast: compute channel-first CBAM with the fused operator of :mod:`cbam.nn.fused` where it
+            applies (default ``True``; :func:`cbam.nn.set_fast_path` is the global switch). Inputs
+            and variants it does not cover take the reference path.
 
     Shape:
         (B, C, H, W) -> (B, C, H, W).
@@ -78,10 +84,13 @@ class CBAM(nn.Module):
             device=device,
             dtype=dtype,
         )
+        self.fast = True
 
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(type(self).__name__, x, self.channels)
         if self.arrangement == "channel_first":
+            if self.fast and fused.supports(x, self.channel, self.spatial):
+                return fused.fused_attention(x, self.channel, self.spatial)
             return self.spatial(self.channel(x))
         if self.arrangement == "spatial_first":
             return self.channel(self.spatial(x))
