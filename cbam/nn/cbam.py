@@ -36,9 +36,10 @@ class CBAM(nn.Module):
             :class:`SpatialAttention` as ``descriptor``, ``order``, ``norm``, ``conv_bias``.
 
     Attributes:
-        fast: compute channel-first CBAM with the fused operator of :mod:`cbam.nn.fused` where it
-            applies (default ``True``; :func:`cbam.nn.set_fast_path` is the global switch). Inputs
-            and variants it does not cover take the reference path.
+        fast: ``True`` (default): channel-first CBAM runs as one fused operator of
+            :mod:`cbam.nn.fused` where it applies, spatial-first runs each half on its own fast
+            path; inputs and variants it does not cover take the reference path. ``False``: the
+            reference path for the whole module. :func:`cbam.nn.set_fast_path` is the global switch.
 
     Shape:
         (B, C, H, W) -> (B, C, H, W).
@@ -88,14 +89,18 @@ class CBAM(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(type(self).__name__, x, self.channels)
-        if self.arrangement == "channel_first":
-            if self.fast and fused.supports(x, self.channel, self.spatial):
-                return fused.fused_attention(x, self.channel, self.spatial)
-            return self.spatial(self.channel(x))
+        if self.arrangement == "parallel":
+            # sigma(M_c logits (B, C, 1, 1) + M_s logits (B, 1, H, W)) broadcast to (B, C, H, W)
+            return x * torch.sigmoid(self.channel.logits(x) + self.spatial.logits(x))
+        first, second = (self.channel, self.spatial)
         if self.arrangement == "spatial_first":
-            return self.channel(self.spatial(x))
-        # parallel: sigma(M_c logits (B, C, 1, 1) + M_s logits (B, 1, H, W)) broadcast to (B, C, H, W)
-        return x * torch.sigmoid(self.channel.logits(x) + self.spatial.logits(x))
+            first, second = second, first
+        if not self.fast:  # reference path for the whole module
+            refined = x * first.attention_map(x)
+            return refined * second.attention_map(refined)
+        if self.arrangement == "channel_first" and fused.supports(x, self.channel, self.spatial):
+            return fused.fused_attention(x, self.channel, self.spatial)
+        return second(first(x))  # each half takes its own fast path where it applies
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, arrangement={self.arrangement!r}, layout={self.layout!r}"
