@@ -76,8 +76,7 @@ def _empty(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     return x.new_empty((0,), dtype=dtype)
 
 
-@torch.library.custom_op("cbam::fused_attention", mutates_args=())
-def _fused_forward(
+def _forward_impl(
     x: Tensor,
     w0: Tensor | None,
     b0: Tensor | None,
@@ -144,6 +143,9 @@ def _fused_forward(
     return out.view(b, c, h, w), a, s, pooled, i_hw, desc, i_c, z, stats
 
 
+_fused_forward = torch.library.custom_op("cbam::fused_attention", _forward_impl, mutates_args=())
+
+
 @_fused_forward.register_fake
 def _(x, w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b, pools, order, norm_mode, eps, need_grad):
     b, c, h, w = x.shape
@@ -164,8 +166,7 @@ def _(x, w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b, pools, order, norm_mode
 # ---- the operator: backward ------------------------------------------------------------------------
 
 
-@torch.library.custom_op("cbam::fused_attention_backward", mutates_args=())
-def _fused_backward(
+def _backward_impl(
     grad: Tensor,
     x: Tensor,
     w0: Tensor | None,
@@ -265,6 +266,9 @@ def _fused_backward(
     return (t.view(b, c, h, w), *grads)
 
 
+_fused_backward = torch.library.custom_op("cbam::fused_attention_backward", _backward_impl, mutates_args=())
+
+
 @_fused_backward.register_fake
 def _(grad, x, w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b, a, s, pooled, i_hw, desc, i_c, z, stats,
       pools, order, norm_mode, eps):
@@ -287,15 +291,39 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.config = (pools, order, norm_mode, eps)
 
 
+def _input_grads(saved: tuple, grads: tuple) -> list[Tensor | None]:
+    """dx and the parameter gradients, ``None`` for absent parameters."""
+    params = saved[1:9]
+    return [grads[0]] + [None if p is None or gp.numel() == 0 else gp for p, gp in zip(params, grads[1:])]
+
+
 def _backward(ctx, grad, *unused):
     saved = ctx.saved_tensors
-    grads = _fused_backward(grad, *saved, *ctx.config)
-    params = saved[1:9]
-    out = [grads[0]] + [None if p is None or gp.numel() == 0 else gp for p, gp in zip(params, grads[1:])]
-    return (*out, None, None, None, None, None)
+    return (*_input_grads(saved, _fused_backward(grad, *saved, *ctx.config)), None, None, None, None, None)
 
 
 torch.library.register_autograd("cbam::fused_attention", _backward, setup_context=_setup_context)
+
+
+class _FusedAttention(torch.autograd.Function):
+    """Eager entry: the operator's implementation and formula without the dispatcher round trip.
+
+    ``torch.compile`` and ``torch.export`` get the registered operator instead (see
+    :func:`fused_attention`); the first call of a ``torch.library`` operator in eager mode imports
+    the tracing stack (sympy, dynamo), which costs seconds.
+    """
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        output = _forward_impl(*inputs)
+        _setup_context(ctx, inputs, output)
+        ctx.mark_non_differentiable(*output[1:])
+        return output
+
+    @staticmethod
+    def backward(ctx, grad, *unused):
+        saved = ctx.saved_tensors
+        return (*_input_grads(saved, _backward_impl(grad, *saved, *ctx.config)), None, None, None, None, None)
 
 
 # ---- module entry point ----------------------------------------------------------------------------
@@ -368,9 +396,9 @@ def fused_attention(x: Tensor, channel: nn.Module | None, spatial: nn.Module | N
                 norm_w, norm_b = scale, shift
     params = [p for p in (w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b) if p is not None]
     need_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
-    out, *_, stats = _fused_forward(
-        x, w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b, pools, order, norm_mode, eps, need_grad
-    )
+    tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+    op = _fused_forward if tracing else _FusedAttention.apply
+    out, *_, stats = op(x, w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b, pools, order, norm_mode, eps, need_grad)
     if norm_mode == _NORM_BATCH and norm.training and norm.track_running_stats:
         _update_running_stats(norm, stats, x.shape[0] * x.shape[2] * x.shape[3])
     return out
