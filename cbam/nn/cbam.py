@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from . import fused
 from ._checks import check_feature_map
 from .channel import ChannelAttention
 from .spatial import SpatialAttention
@@ -33,6 +34,12 @@ class CBAM(nn.Module):
         pools, mlp_bias: passed to :class:`ChannelAttention`.
         descriptor, spatial_order, spatial_norm, spatial_conv_bias: passed to
             :class:`SpatialAttention` as ``descriptor``, ``order``, ``norm``, ``conv_bias``.
+
+    Attributes:
+        fast: ``True`` (default): channel-first CBAM runs as one fused operator of
+            :mod:`cbam.nn.fused` where it applies, spatial-first runs each half on its own fast
+            path; inputs and variants it does not cover take the reference path. ``False``: the
+            reference path for the whole module. :func:`cbam.nn.set_fast_path` is the global switch.
 
     Shape:
         (B, C, H, W) -> (B, C, H, W).
@@ -78,15 +85,22 @@ class CBAM(nn.Module):
             device=device,
             dtype=dtype,
         )
+        self.fast = True
 
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(type(self).__name__, x, self.channels)
-        if self.arrangement == "channel_first":
-            return self.spatial(self.channel(x))
+        if self.arrangement == "parallel":
+            # sigma(M_c logits (B, C, 1, 1) + M_s logits (B, 1, H, W)) broadcast to (B, C, H, W)
+            return x * torch.sigmoid(self.channel.logits(x) + self.spatial.logits(x))
+        first, second = (self.channel, self.spatial)
         if self.arrangement == "spatial_first":
-            return self.channel(self.spatial(x))
-        # parallel: sigma(M_c logits (B, C, 1, 1) + M_s logits (B, 1, H, W)) broadcast to (B, C, H, W)
-        return x * torch.sigmoid(self.channel.logits(x) + self.spatial.logits(x))
+            first, second = second, first
+        if not self.fast:  # reference path for the whole module
+            refined = x * first.attention_map(x)
+            return refined * second.attention_map(refined)
+        if self.arrangement == "channel_first" and fused.supports(x, self.channel, self.spatial):
+            return fused.fused_attention(x, self.channel, self.spatial)
+        return second(first(x))  # each half takes its own fast path where it applies
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, arrangement={self.arrangement!r}, layout={self.layout!r}"

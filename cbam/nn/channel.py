@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional as FA
+from . import fused
 from ._checks import check_feature_map, check_names, hidden_channels
 
 __all__ = ["ChannelAttention"]
@@ -26,6 +27,10 @@ class ChannelAttention(nn.Module):
         mlp_bias: biases on both MLP layers. Eq. 2 writes the MLP without them, but the paper
             equates the avg-pool variant with SE, which has them, and so does the official code;
             ``False`` gives the bias-free MLP that timm uses.
+
+    Attributes:
+        fast: use the fused operator of :mod:`cbam.nn.fused` where it applies (default ``True``;
+            see :func:`cbam.nn.set_fast_path` for the global switch).
 
     Shape:
         (B, C, H, W) -> (B, C, H, W).
@@ -47,6 +52,7 @@ class ChannelAttention(nn.Module):
         self.pools = check_names(name, "pools", pools, FA.CHANNEL_POOLS)
         self.fc1 = nn.Linear(channels, hidden, bias=mlp_bias, device=device, dtype=dtype)  # W0
         self.fc2 = nn.Linear(hidden, channels, bias=mlp_bias, device=device, dtype=dtype)  # W1
+        self.fast = True
 
     def logits(self, x: Tensor) -> Tensor:
         """Pre-sigmoid attention, (B, C, H, W) -> (B, C, 1, 1)."""
@@ -60,6 +66,9 @@ class ChannelAttention(nn.Module):
         return torch.sigmoid(self.logits(x))
 
     def forward(self, x: Tensor) -> Tensor:
+        check_feature_map(type(self).__name__, x, self.channels)
+        if fused.supports(x, self, None):
+            return fused.fused_attention(x, self, None)
         return x * self.attention_map(x)
 
     def extra_repr(self) -> str:

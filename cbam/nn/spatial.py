@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional as FA
+from . import fused
 from ._checks import check_feature_map, check_kernel_size, check_names
 
 __all__ = ["SpatialAttention"]
@@ -29,6 +30,10 @@ class SpatialAttention(nn.Module):
         norm: BatchNorm after the convolution (the official release does this, the paper does not).
         conv_bias: bias on the k x k convolution; default: ``not norm``.
         norm_momentum: BatchNorm momentum (the official release uses 0.01).
+
+    Attributes:
+        fast: use the fused operator of :mod:`cbam.nn.fused` where it applies (default ``True``;
+            see :func:`cbam.nn.set_fast_path` for the global switch).
 
     Shape:
         (B, C, H, W) -> (B, C, H, W); :meth:`attention_map` gives (B, 1, H, W).
@@ -69,6 +74,7 @@ class SpatialAttention(nn.Module):
         bias = (not norm) if conv_bias is None else conv_bias
         self.conv = nn.Conv2d(in_maps, 1, kernel_size, padding=kernel_size // 2, bias=bias, **factory)
         self.norm = nn.BatchNorm2d(1, momentum=norm_momentum, **factory) if norm else None
+        self.fast = True
 
     def logits(self, x: Tensor) -> Tensor:
         """Pre-sigmoid attention, (B, C, H, W) -> (B, 1, H, W)."""
@@ -82,6 +88,9 @@ class SpatialAttention(nn.Module):
         return torch.sigmoid(self.logits(x))
 
     def forward(self, x: Tensor) -> Tensor:
+        check_feature_map(type(self).__name__, x, self.channels)
+        if fused.supports(x, None, self):
+            return fused.fused_attention(x, None, self)
         return x * self.attention_map(x)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,1 @@
+"""Benchmark scripts (not tests): ``python -m benchmarks.module_bench`` and ``python -m benchmarks.model_bench``."""

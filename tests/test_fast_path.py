@@ -1,0 +1,319 @@
+"""The fused CBAM operator (cbam.nn.fused) against the modules' reference path."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import cbam.nn.fused as fused
+from cbam.models import create_model
+from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path, set_fast_path
+
+# Every variant the fused path covers: name -> (channels -> module).
+COVERED = {
+    "cbam_paper": lambda c: CBAM(c, 4),
+    "cbam_official_train": lambda c: _official(c, train=True),
+    "cbam_official_eval": lambda c: _official(c, train=False),
+    "cbam_k3_nobias": lambda c: CBAM(c, 4, kernel_size=3, mlp_bias=False, spatial_conv_bias=False),
+    "cbam_max_pool_only": lambda c: CBAM(c, 4, pools=("max",), spatial_order=("max",)),
+    "cbam_avg_pool_only": lambda c: CBAM(c, 4, pools=("avg",), spatial_order=("avg",)),
+    "cbam_max_avg": lambda c: CBAM(c, 4, pools=("max", "avg"), spatial_order=("max", "avg")),
+    "channel_avg_max": lambda c: ChannelAttention(c, 4),
+    "channel_max": lambda c: ChannelAttention(c, 4, pools=("max",), mlp_bias=False),
+    "se": lambda c: SqueezeExcitation(c, 4),
+    "spatial": lambda c: SpatialAttention(c, 5),
+    "spatial_max_norm_train": lambda c: SpatialAttention(None, 3, order=("max",), norm=True),
+    "spatial_norm_eval": lambda c: _eval_norm(SpatialAttention(c, 3, norm=True)),
+}
+SHAPES = [(2, 16, 7, 9), (3, 8, 1, 1)]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread avoids OpenMP waits on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _eval_norm(m: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so eval mode is not the identity."""
+    for norm in [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]:
+        with torch.no_grad():
+            norm.weight.normal_()
+            norm.bias.normal_()
+            norm.running_mean.fill_(0.3)
+            norm.running_var.fill_(2.0)
+    return m.eval()
+
+
+def _official(c: int, train: bool) -> nn.Module:
+    m = _eval_norm(CBAM(c, 4, layout="official"))
+    return m.train(train)
+
+
+def _run(m: nn.Module, x: torch.Tensor, grad: torch.Tensor, fast: bool) -> dict[str, torch.Tensor]:
+    """Output, input gradient, parameter gradients and buffers after one forward+backward."""
+    m = copy.deepcopy(m)
+    x = x.detach().clone().requires_grad_()
+    with fast_path(fast):
+        out = m(x)
+    out.backward(grad)
+    result = {"out": out.detach(), "dx": x.grad}
+    result.update({f"grad.{n}": p.grad for n, p in m.named_parameters()})
+    result.update({f"buffer.{n}": b for n, b in m.named_buffers()})
+    return result
+
+
+def _skip_single_value_batchnorm(name: str, shape: tuple[int, ...]) -> None:
+    if "train" in name and shape[0] * shape[2] * shape[3] == 1:
+        pytest.skip("BatchNorm in train mode needs more than one value per channel")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", COVERED)
+def test_fast_matches_reference_float64(name, shape):
+    _skip_single_value_batchnorm(name, shape)
+    torch.manual_seed(0)
+    m = COVERED[name](shape[1]).double()
+    x, grad = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    assert fused.supports(x, *(_parts(m)))
+    fast, ref = _run(m, x, grad, True), _run(m, x, grad, False)
+    assert fast.keys() == ref.keys()
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], msg=f"{name}: {key}")
+
+
+@pytest.mark.parametrize("name", COVERED)
+def test_fast_forward_float32_within_1e5(name):
+    torch.manual_seed(1)
+    m = COVERED[name](32)
+    x = torch.randn(4, 32, 14, 14)
+    with torch.no_grad():
+        with fast_path(True):
+            fast = m(x)
+        with fast_path(False):
+            ref = m(x)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", COVERED)
+def test_gradcheck_float64(name):
+    torch.manual_seed(2)
+    m = COVERED[name](8).double()
+    names = [n for n, _ in m.named_parameters()]
+    x = torch.randn(2, 8, 3, 4, dtype=torch.float64, requires_grad=True)
+
+    def f(x, *params):
+        return torch.func.functional_call(m, dict(zip(names, params)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *m.parameters()), fast_mode=True)
+
+
+def _is_fused(out: torch.Tensor) -> bool:
+    return type(out.grad_fn).__name__ == "_FusedAttentionBackward"
+
+
+def _parts(m: nn.Module) -> tuple[nn.Module | None, nn.Module | None]:
+    if isinstance(m, CBAM):
+        return m.channel, m.spatial
+    if isinstance(m, ChannelAttention):
+        return m, None
+    return None, m
+
+
+def test_fast_path_is_used_and_saves_only_the_input_full_size():
+    m = CBAM(16, 4)
+    x = torch.randn(2, 16, 6, 6, requires_grad=True)
+    full = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: full.append(t.shape == x.shape) or t, lambda t: t):
+        out = m(x)
+    assert _is_fused(out)
+    assert sum(full) == 1  # only F; M_c, M_s, descriptors and indices are small
+    with fast_path(False):
+        assert not _is_fused(m(x))
+
+
+def test_switches_select_reference_path():
+    m = CBAM(16, 4)
+    x = torch.randn(2, 16, 6, 6)
+    assert fused.fast_path_enabled()
+    set_fast_path(False)
+    try:
+        assert not fused.supports(x, m.channel, m.spatial)
+    finally:
+        set_fast_path(True)
+    assert fused.supports(x, m.channel, m.spatial)
+    m.fast = False
+    x.requires_grad_()
+    assert not _is_fused(m(x))
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        CBAM(16, 4, arrangement="parallel"),
+        CBAM(16, 4, descriptor="conv1x1"),
+        ChannelAttention(16, 4, pools=("avg", "max", "lp")),
+        ChannelAttention(16, 4, pools=("avg", "lse")),
+    ],
+    ids=["parallel", "conv1x1", "lp", "lse"],
+)
+def test_uncovered_variants_take_reference_path(module):
+    x = torch.randn(2, 16, 5, 5, requires_grad=True)
+    out = module(x)
+    assert not _is_fused(out)
+    with fast_path(False):
+        torch.testing.assert_close(out, module(x))
+
+
+def test_spatial_first_fuses_each_half():
+    m = CBAM(16, 4, arrangement="spatial_first").double()
+    x = torch.randn(2, 16, 5, 6, dtype=torch.float64)
+    grad = torch.randn_like(x)
+    fast, ref = _run(m, x, grad, True), _run(m, x, grad, False)
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], msg=key)
+
+
+@pytest.mark.parametrize("name", ["cbam_paper", "cbam_official_train", "se", "spatial"])
+def test_channels_last_falls_back_and_matches_nchw_fast_path(name):
+    torch.manual_seed(3)
+    m = COVERED[name](16).double()
+    x = torch.randn(2, 16, 7, 9, dtype=torch.float64)
+    grad = torch.randn_like(x)
+    x_cl, grad_cl = x.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)
+    assert not fused.supports(x_cl, *_parts(m))
+    fast, cl = _run(m, x, grad, True), _run(m, x_cl, grad_cl, True)
+    for key in fast:
+        torch.testing.assert_close(cl[key], fast[key], msg=key)
+
+
+def test_non_contiguous_gradient():
+    m = CBAM(8, 4).double()
+    x = torch.randn(2, 8, 5, 6, dtype=torch.float64)
+    grad = torch.randn(2, 8, 6, 5, dtype=torch.float64).transpose(2, 3)  # strided upstream gradient
+    fast, ref = _run(m, x, grad, True), _run(m, x, grad, False)
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], msg=key)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_and_half_precision_fall_back(dtype):
+    m = CBAM(16, 4)
+    x = torch.randn(2, 16, 6, 6)
+    with torch.autocast("cpu", dtype=dtype):
+        assert not fused.supports(x, m.channel, m.spatial)
+        conv = nn.Conv2d(16, 16, 1)
+        h = conv(x)
+        out = m(h)
+        with fast_path(False):
+            ref = m(h)
+    torch.testing.assert_close(out, ref)
+    half = copy.deepcopy(m).to(dtype)
+    xh = x.to(dtype)
+    assert not fused.supports(xh, half.channel, half.spatial)
+    assert half(xh).dtype == dtype
+
+
+def test_batchnorm_train_updates_running_stats_like_reference():
+    torch.manual_seed(4)
+    m = CBAM(16, 4, layout="official")
+    x = torch.randn(4, 16, 6, 6)
+    fast_m, ref_m = copy.deepcopy(m), copy.deepcopy(m)
+    for _ in range(3):
+        fast_m(x)
+        with fast_path(False):
+            ref_m(x)
+    for (name, a), (_, b) in zip(fast_m.named_buffers(), ref_m.named_buffers()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert int(fast_m.spatial.norm.num_batches_tracked) == 3
+    fast_m.eval(), ref_m.eval()
+    with torch.no_grad(), fast_path(True):
+        fast = fast_m(x)
+    with torch.no_grad(), fast_path(False):
+        ref = ref_m(x)
+    torch.testing.assert_close(fast, ref)
+
+
+def test_validation_errors_unchanged():
+    with pytest.raises(ValueError, match="channels"):
+        CBAM(16, 4)(torch.randn(1, 8, 4, 4))
+    with pytest.raises(ValueError, match="4-D"):
+        SqueezeExcitation(16, 4)(torch.randn(16, 4, 4))
+
+
+@pytest.mark.parametrize("attention", ["cbam", "se", "cbam_official"])
+def test_models_use_fast_path_by_default(attention, monkeypatch):
+    calls = []
+    original = fused.fused_attention
+
+    def spy(x, channel, spatial):
+        calls.append(x.shape)
+        return original(x, channel, spatial)
+
+    monkeypatch.setattr(fused, "fused_attention", spy)
+    model = create_model("resnet18", attention=attention, num_classes=10, small_input=True)
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert len(calls) == 8  # one per BasicBlock
+    out.sum().backward()
+    n = len(calls)
+    with fast_path(False):
+        model(x)
+    assert len(calls) == n
+
+
+@pytest.mark.slow
+def test_opcheck():
+    torch.manual_seed(5)
+    m = _official(8, train=False).double()
+    x = torch.randn(2, 8, 4, 5, dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)
+    shift = torch.tensor([-0.2], dtype=torch.float64, requires_grad=True)
+    args = (x, m.channel.fc1.weight, m.channel.fc1.bias, m.channel.fc2.weight, m.channel.fc2.bias,
+            m.spatial.conv.weight, None, scale, shift, [1, 0], [1, 0], 1, 1e-5, True)
+    torch.library.opcheck(torch.ops.cbam.fused_attention.default, args)
+
+
+def test_torch_export_sees_fused_operator():
+    torch.manual_seed(6)
+    model = create_model("resnet18", attention="cbam", num_classes=10, small_input=True).eval()
+    x = torch.randn(2, 3, 32, 32)
+    program = torch.export.export(model, (x,))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert "cbam.fused_attention.default" in targets
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), model(x))
+
+
+def test_onnx_export_uses_reference_path(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(7)
+    m = CBAM(16, 4, layout="official").eval()
+    _eval_norm(m)
+    x = torch.randn(2, 16, 7, 9)
+    path = tmp_path / "cbam.onnx"
+    torch.onnx.export(m, (x,), str(path), dynamo=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(got), m(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_onnx_export_resnet18_cbam(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model = create_model("resnet18", attention="cbam", num_classes=10, small_input=True).eval()
+    x = torch.randn(1, 3, 32, 32)
+    path = tmp_path / "resnet18_cbam.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(got), model(x), rtol=1e-4, atol=1e-4)
