@@ -53,6 +53,7 @@ def config_from_args(args: argparse.Namespace, **fixed: Any):
     flags = {k: getattr(args, k, None) for k in (
         "model", "attention", "data", "epochs", "batch_size", "lr", "weight_decay", "image_size", "seed",
         "workers", "threads", "amp", "channels_last", "compile", "device", "out")}
+    flags = {k: v for k, v in flags.items() if v is not None}  # unset flags keep --set values and the recipe's
     return load_config(args.config, **(dict(args.overrides) | flags | fixed))
 
 
