@@ -2,7 +2,18 @@
 from .attention_maps import AttentionMaps, attention_maps, cbam_modules
 from .figures import CamColumn, attention_figure, gradcam_figure, overlay, save_figure
 from .gradcam import CamResult, gradcam, target_layer
-from .localization import box_area_share, box_masks, energy_in_box, mean_ci, pointing_game
+from .images import image_files, load_image, prepare, sample_images
+from .localization import (
+    box_area_share,
+    box_masks,
+    energy_in_box,
+    format_markdown,
+    localization_rows,
+    localization_scores,
+    mean_ci,
+    pointing_game,
+    write_table,
+)
 
 __all__ = [
     "AttentionMaps",
@@ -14,11 +25,19 @@ __all__ = [
     "box_masks",
     "cbam_modules",
     "energy_in_box",
+    "format_markdown",
     "gradcam",
     "gradcam_figure",
+    "image_files",
+    "load_image",
+    "localization_rows",
+    "localization_scores",
     "mean_ci",
     "overlay",
     "pointing_game",
+    "prepare",
+    "sample_images",
     "save_figure",
     "target_layer",
+    "write_table",
 ]
