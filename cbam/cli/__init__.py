@@ -13,6 +13,8 @@ __all__ = ["main", "build_parser"]
 
 _COMMANDS = (
     "profile",
+    "gradcam",
+    "attention",
 )
 
 

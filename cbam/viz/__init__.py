@@ -2,13 +2,16 @@
 from .attention_maps import AttentionMaps, attention_maps, cbam_modules
 from .figures import CamColumn, attention_figure, gradcam_figure, overlay, save_figure
 from .gradcam import CamResult, gradcam, target_layer
-from .images import image_files, load_image, prepare, sample_images
+from .images import image_files, load_image, sample_images, to_display
+from .loading import VizModel, load_viz_model, model_label
 from .localization import (
     box_area_share,
     box_masks,
     energy_in_box,
     format_markdown,
-    localization_rows,
+    localization_row,
+    localization_table,
+    dataset_boxes,
     localization_scores,
     mean_ci,
     pointing_game,
@@ -30,12 +33,17 @@ __all__ = [
     "gradcam_figure",
     "image_files",
     "load_image",
-    "localization_rows",
+    "localization_row",
+    "localization_table",
+    "dataset_boxes",
     "localization_scores",
     "mean_ci",
     "overlay",
     "pointing_game",
-    "prepare",
+    "to_display",
+    "VizModel",
+    "load_viz_model",
+    "model_label",
     "sample_images",
     "save_figure",
     "target_layer",

@@ -14,11 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from PIL import Image
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from .attention_maps import AttentionMaps
+from .gradcam import gradcam
+from .images import to_display
 
-__all__ = ["CamColumn", "overlay", "gradcam_figure", "attention_figure", "save_figure"]
+__all__ = ["UNTRAINED_TITLE", "CamColumn", "overlay", "gradcam_figure", "gradcam_comparison", "attention_figure", "save_figure"]
+
+UNTRAINED_TITLE = "untrained weights (random initialisation): these maps show no learned attention"
 
 _PANEL = 2.0  # inches per image panel
 _TEXT = 0.45  # inches of text above / below a panel row
@@ -112,6 +117,72 @@ def gradcam_figure(
             _blank(ax)
             ax.text(0.5, -0.03, col.captions[i], transform=ax.transAxes, ha="center", va="top", fontsize=10)
     return fig
+
+
+def gradcam_comparison(
+    models: Sequence,
+    images: Sequence[Image.Image],
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    target: int | None = None,
+    stage: int = -1,
+    titles: Sequence[str] | None = None,
+) -> Figure:
+    """Fig. 5 for ``models`` (:class:`cbam.viz.VizModel`) on ``images`` (PIL, RGB).
+
+    Args:
+        models: each brings its network, evaluation transform and label.
+        images: the inputs; each model sees them through its own evaluation transform (all
+            transforms must give the same size).
+        labels: ground-truth class per image: written above the input and explained by every
+            model, with P = its softmax score (as in the paper). ``None``: unknown, each model
+            explains ``target`` or else its own top-1 class, named in the caption.
+        class_names: names of the label indices (default: the indices).
+        stage: Grad-CAM stage (index into ``feature_info``; -1 = last convolutional stage).
+        titles: column titles (default: each model's label).
+
+    Returns:
+        the Figure (rows = images, columns = input + one per model); titled as untrained when any
+        model has no trained weights.
+    """
+    if not models:
+        raise ValueError("gradcam_comparison needs at least one model")
+    titles = list(titles) if titles else [vm.label for vm in models]
+    if len(titles) != len(models):
+        raise ValueError(f"{len(titles)} titles for {len(models)} models")
+
+    def name(k: int, names: Sequence[str] | None) -> str:
+        return str(names[k]) if names is not None and k < len(names) else f"#{k}"
+
+    display, columns = None, []
+    for vm, title in zip(models, titles):
+        batch = torch.stack([vm.transform(img) for img in images])  # (N, 3, H, W)
+        if display is None:
+            display = to_display(batch, vm.transform)
+        elif batch.shape[-2:] != display.shape[1:3]:
+            raise ValueError(f"model {vm.label!r} sees {tuple(batch.shape[-2:])} images, the first model "
+                             f"{display.shape[1:3]}; compare models trained at the same image size")
+        num_classes = vm.model.get_classifier().out_features
+        if labels is not None:
+            bad = [k for k in labels if not 0 <= int(k) < num_classes]
+            if bad:
+                raise ValueError(f"labels {bad} are not classes of model {vm.label!r} ({num_classes} outputs)")
+            targets = list(labels)
+        elif target is not None:
+            if not 0 <= target < num_classes:
+                raise ValueError(f"--target {target} is not a class of model {vm.label!r} ({num_classes} outputs)")
+            targets = [target] * len(images)
+        else:
+            targets = None
+        res = gradcam(vm.model, batch, targets, stage=stage)
+        if labels is not None:
+            captions = [f"P = {p:.2f}" for p in res.probs]
+        else:
+            captions = [f"{name(int(t), vm.classes)}: P = {p:.2f}" for t, p in zip(res.targets, res.probs)]
+        columns.append(CamColumn(title, res.cams, captions))
+    shown = [name(int(k), class_names) for k in labels] if labels is not None else None
+    title = None if all(vm.trained for vm in models) else UNTRAINED_TITLE
+    return gradcam_figure(display, columns, shown, title=title)
 
 
 def attention_figure(

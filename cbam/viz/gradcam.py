@@ -53,6 +53,10 @@ def target_layer(model: nn.Module, stage: int = -1) -> nn.Module:
     return model.get_submodule(info[stage]["module"])
 
 
+def _detach_output(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+    return output.detach().requires_grad_(True)
+
+
 def gradcam(
     model: nn.Module,
     images: Tensor,
@@ -75,7 +79,9 @@ def gradcam(
     The model runs in eval mode (BatchNorm statistics untouched) and its previous training mode
     is restored afterwards. One ``ClassifierOutputTarget`` is built per sample: pytorch-grad-cam
     zips the targets with the batch, so a single target would leave every image but the first
-    with an all-zero map.
+    with an all-zero map. The stage's output is detached into a leaf before the library's hooks
+    see it, so the backward pass runs through the head only: Grad-CAM needs d y^c / d A, not
+    the gradients of the layers below A (same maps, a fraction of the cost).
     """
     if images.dim() != 4:
         raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
@@ -85,6 +91,7 @@ def gradcam(
     was_training = model.training
     device = next(model.parameters()).device
     cams, tgts, probs, preds = [], [], [], []
+    cut = layer.register_forward_hook(_detach_output)  # registered first: GradCAM's hooks see the leaf
     try:
         with torch.enable_grad(), GradCAM(model=model, target_layers=[layer]) as cam:
             for start in range(0, len(images), batch_size):
@@ -102,5 +109,6 @@ def gradcam(
                 probs.append(p[torch.arange(len(batch_t)), torch.as_tensor(batch_t)].cpu().numpy())
                 preds.append(logits.argmax(1).cpu().numpy())
     finally:
+        cut.remove()
         model.train(was_training)
     return CamResult(np.concatenate(cams), np.concatenate(tgts), np.concatenate(probs), np.concatenate(preds))

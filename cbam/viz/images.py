@@ -1,16 +1,16 @@
-"""Images for the figures: files, folders, scikit-learn's sample photos; resize, crop, normalise."""
+"""Images for the figures: files, folders, scikit-learn's sample photos, and back from normalised tensors."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torchvision.transforms import functional as TF
+from torchvision import transforms as T
 
-__all__ = ["IMAGE_SUFFIXES", "image_files", "load_image", "sample_images", "prepare"]
+__all__ = ["IMAGE_SUFFIXES", "image_files", "load_image", "sample_images", "to_display"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -52,19 +52,20 @@ def sample_images() -> tuple[list[Image.Image], list[str]]:
     return [Image.fromarray(a) for a in data.images], [Path(f).name for f in data.filenames]
 
 
-def prepare(
-    images: Sequence[Image.Image],
-    size: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-) -> tuple[np.ndarray, Tensor]:
-    """Resize the shorter side to ``size``, centre-crop ``size`` x ``size``, normalise.
+def to_display(batch: Tensor, transform: Callable | None = None) -> np.ndarray:
+    """Undo the ``Normalize`` step of ``transform`` (a torchvision ``Compose``; none: identity).
+
+    Args:
+        batch: (N, 3, H, W) normalised images.
 
     Returns:
-        display: (N, size, size, 3) float32 in [0, 1], what the figures show.
-        batch: (N, 3, size, size) normalised with ``mean`` / ``std``, what the models see.
+        (N, H, W, 3) float32 in [0, 1], for display.
     """
-    crops = [TF.center_crop(TF.resize(TF.to_tensor(img), size, antialias=True), size) for img in images]
-    display = torch.stack(crops).clamp(0, 1)  # (N, 3, size, size)
-    batch = TF.normalize(display, list(mean), list(std))
-    return display.permute(0, 2, 3, 1).numpy(), batch
+    steps = getattr(transform, "transforms", [transform])
+    norm = next((t for t in steps if isinstance(t, T.Normalize)), None)
+    x = batch.detach().float().cpu()
+    if norm is not None:
+        mean = torch.as_tensor(norm.mean, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.as_tensor(norm.std, dtype=x.dtype).view(1, -1, 1, 1)
+        x = x * std + mean
+    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()

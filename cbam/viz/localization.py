@@ -29,7 +29,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..data import build_dataset
 from .gradcam import gradcam
+from .loading import load_viz_model
 
 __all__ = [
     "box_masks",
@@ -38,7 +40,9 @@ __all__ = [
     "box_area_share",
     "mean_ci",
     "localization_scores",
-    "localization_rows",
+    "localization_row",
+    "localization_table",
+    "dataset_boxes",
     "format_markdown",
     "write_table",
 ]
@@ -144,36 +148,71 @@ def localization_scores(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def localization_rows(
-    models: Mapping[str, nn.Module],
-    dataset: Dataset,
-    boxes: np.ndarray,
+def localization_row(name: str, scores: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Summarise :func:`localization_scores` as one table row: means with 95% bootstrap intervals.
+
+    Returns:
+        ``{model, n, energy, energy_lo, energy_hi, pointing, pointing_lo, pointing_hi, chance, top1}``
+        (shares in [0, 1]; ``chance`` is the mean box area share, the score of a uniform map;
+        ``top1`` the accuracy on the same images).
+    """
+    e, p = mean_ci(scores["energy"]), mean_ci(scores["hit"])
+    return {
+        "model": name, "n": len(scores["energy"]),
+        "energy": e[0], "energy_lo": e[1], "energy_hi": e[2],
+        "pointing": p[0], "pointing_lo": p[1], "pointing_hi": p[2],
+        "chance": float(np.mean(scores["chance"])), "top1": float(np.mean(scores["correct"])),
+    }
+
+
+def localization_table(
+    models: Sequence[str | Path],
+    data: str | None = None,
+    split: str = "val",
     stage: int = -1,
     tolerance: float = 0,
     batch_size: int = 64,
 ) -> list[dict[str, Any]]:
-    """One table row per model: mean and 95% bootstrap interval of energy-in-box and pointing game.
+    """Localisation rows for trained models (run directories or weights files) on a dataset with boxes.
+
+    Args:
+        models: run directories / ``.safetensors`` / checkpoint files (see :func:`load_viz_model`).
+        data: a ``--data`` value with object boxes (``embedded[:dir]``); default: each run's own data.
+        split: ``"val"`` (default) or ``"train"``; every image of the split is scored.
+        stage, tolerance, batch_size: see :func:`localization_scores`.
 
     Returns:
-        rows with keys ``model, n, energy, energy_lo, energy_hi, pointing, pointing_lo, pointing_hi,
-        chance, top1`` (shares in [0, 1]; ``chance`` is the mean box area share, the energy score
-        of a uniform map; ``top1`` the accuracy on the same images).
+        one :func:`localization_row` per model, in order; this is what ``cbam compare
+        --localization`` appends to its report.
     """
     rows = []
-    for name, model in models.items():
-        s = localization_scores(model, dataset, boxes, stage, tolerance, batch_size)
-        e, p = mean_ci(s["energy"]), mean_ci(s["hit"])
-        rows.append({
-            "model": name, "n": len(s["energy"]),
-            "energy": e[0], "energy_lo": e[1], "energy_hi": e[2],
-            "pointing": p[0], "pointing_lo": p[1], "pointing_hi": p[2],
-            "chance": float(s["chance"].mean()), "top1": float(s["correct"].mean()),
-        })
+    for spec in models:
+        vm = load_viz_model(spec)
+        source = data or vm.config.get("data")
+        if not source:
+            raise ValueError(f"model {str(spec)!r} records no training data; pass data (--data)")
+        dataset = build_dataset(source, split, transform=vm.transform)
+        rows.append(localization_row(vm.label, localization_scores(
+            vm.model, dataset, dataset_boxes(dataset, source), stage, tolerance, batch_size)))
     return rows
 
 
+def dataset_boxes(dataset: Dataset, name: str = "data") -> np.ndarray:
+    """(N, 4) object boxes of a dataset with ``boxes`` (the embedded one), in pixels of its transformed
+    images (scaled from the stored ``image_size`` when the transform resizes).
+
+    Raises:
+        ValueError: the dataset has no object boxes.
+    """
+    if not hasattr(dataset, "boxes"):
+        raise ValueError(f"data {name!r} has no object boxes; localisation scores need the embedded dataset")
+    boxes = np.asarray(dataset.boxes, dtype=np.float64)  # (N, 4) in stored pixels
+    side = dataset[0][0].shape[-1]
+    return boxes * (side / dataset.image_size)
+
+
 def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows of :func:`localization_rows` as a Markdown table (percentages, 95% intervals)."""
+    """Rows of :func:`localization_row` as a Markdown table (percentages, 95% intervals)."""
     lines = [
         "| model | images | energy in box (%) [95% CI] | pointing game (%) [95% CI] | box area = chance (%) | top-1 (%) |",
         "|---|---:|---:|---:|---:|---:|",
