@@ -13,6 +13,10 @@ __all__ = ["main", "build_parser"]
 
 _COMMANDS = (
     "profile",
+    "train",
+    "eval",
+    "compare",
+    "ablate",
     "gradcam",
     "attention",
 )

@@ -346,7 +346,7 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
         boxes = {split: _write_split(tmp, split, per_class, params)
                  for split, per_class in (("train", train_per_class), ("val", val_per_class))}
         (tmp / "boxes.json").write_text(json.dumps(boxes, indent=0, sort_keys=True))
-        _sample_grid(tmp, boxes["val"]).save(tmp / "samples.png", optimize=True)
+        _sample_grid(tmp, boxes["val"]).quantize(256).save(tmp / "samples.png", optimize=True)  # ~190 KB
         (tmp / "meta.json").write_text(json.dumps(params, indent=2, sort_keys=True))
         _replace_dir(tmp, root, params)
     finally:
@@ -356,6 +356,8 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
 
 def _replace_dir(new: Path, root: Path, params: dict) -> None:
     """Move the finished build ``new`` to ``root``, replacing an outdated embedded dataset there."""
+    if load_meta(root) == params:  # another process has just built the same dataset
+        return
     old = None
     if root.exists():
         old = root.with_name(f".{root.name}.old-{os.getpid()}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sized
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,18 @@ class SeededLoader(DataLoader):
         super().__init__(dataset, generator=torch.Generator(), **kwargs)
         self.seed, self.rank = seed, rank
         self.set_epoch(0)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Batches; an error raised in a worker process is re-raised as one line naming its cause."""
+        try:
+            yield from super().__iter__()
+        except Exception as err:  # noqa: BLE001 - re-raised with the same type
+            text = str(err)
+            if "DataLoader worker process" not in text or "Original Traceback" not in text:
+                raise
+            last = [line for line in text.splitlines() if line.strip()][-1]
+            name, sep, message = last.partition(": ")
+            raise type(err)(message if sep and name.endswith(type(err).__name__) else last) from None
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass a function of (seed, ``epoch``, rank) only."""
