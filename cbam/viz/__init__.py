@@ -3,7 +3,7 @@ from .attention_maps import AttentionMaps, attention_maps, cbam_modules
 from .figures import CamColumn, attention_figure, gradcam_figure, overlay, save_figure
 from .gradcam import CamResult, gradcam, target_layer
 from .images import image_files, load_image, sample_images, to_display
-from .loading import VizModel, load_viz_model, model_label
+from .loading import VizModel, load_viz_model
 from .localization import (
     box_area_share,
     box_masks,
@@ -11,6 +11,7 @@ from .localization import (
     format_markdown,
     localization_row,
     localization_table,
+    compare_extra,
     dataset_boxes,
     localization_scores,
     mean_ci,
@@ -35,6 +36,7 @@ __all__ = [
     "load_image",
     "localization_row",
     "localization_table",
+    "compare_extra",
     "dataset_boxes",
     "localization_scores",
     "mean_ci",
@@ -43,7 +45,6 @@ __all__ = [
     "to_display",
     "VizModel",
     "load_viz_model",
-    "model_label",
     "sample_images",
     "save_figure",
     "target_layer",

@@ -6,6 +6,7 @@ Built on ``matplotlib.figure.Figure`` (no pyplot state); overlays use pytorch-gr
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,7 @@ def gradcam_figure(
     if len(labels) != n:
         raise ValueError(f"{len(labels)} labels for {n} images")
     ncols = 1 + len(columns)
-    head = _TEXT * (2 if title else 1)
+    head = (_TEXT if title else 0) + 0.5  # title line, then two lines of column headers
     left, right, wspace = 0.1, 0.1, 0.06  # inches, inches, fraction of a panel
     width = ncols * _PANEL
     panel = (width - left - right) / (ncols + wspace * (ncols - 1))  # drawn panel side, inches
@@ -103,8 +104,8 @@ def gradcam_figure(
         fig.suptitle(title, y=1 - 0.5 * _TEXT / height, va="center", fontsize=12, color="tab:red")
     for j, header in enumerate(["Input"] + [c.title for c in columns]):
         box = axes[0, j].get_position()
-        fig.text((box.x0 + box.x1) / 2, 1 - (head - 0.1 * _TEXT) / height, header,
-                 ha="center", va="bottom", fontsize=11, fontweight="bold")
+        fig.text((box.x0 + box.x1) / 2, 1 - (head - 0.1 * _TEXT) / height, textwrap.fill(header, 20),
+                 ha="center", va="bottom", fontsize=10, fontweight="bold")
     for i in range(n):
         ax = axes[i, 0]
         ax.imshow(images[i])
@@ -176,9 +177,9 @@ def gradcam_comparison(
             targets = None
         res = gradcam(vm.model, batch, targets, stage=stage)
         if labels is not None:
-            captions = [f"P = {p:.2f}" for p in res.probs]
+            captions = [f"P = {p:.4f}" for p in res.probs]
         else:
-            captions = [f"{name(int(t), vm.classes)}: P = {p:.2f}" for t, p in zip(res.targets, res.probs)]
+            captions = [f"{name(int(t), vm.classes)}: P = {p:.4f}" for t, p in zip(res.targets, res.probs)]
         columns.append(CamColumn(title, res.cams, captions))
     shown = [name(int(k), class_names) for k in labels] if labels is not None else None
     title = None if all(vm.trained for vm in models) else UNTRAINED_TITLE
@@ -210,17 +211,18 @@ def attention_figure(
     strip = 0.32  # inches per M_c strip
     head = _TEXT * (2 if title else 1)
     width = ncols * _PANEL
-    grid_h = nrows * (_PANEL + _TEXT)
-    strips_h = len(maps) * strip + 1.0
+    panel = 0.96 * width / (ncols + 0.06 * (ncols - 1))  # drawn panel side, inches
+    grid_h = nrows * (panel + _TEXT)
+    strips_h = len(maps) * strip + 0.9
     height = head + grid_h + strips_h
     fig = Figure(figsize=(width, height))
     if title:
         fig.suptitle(title, y=1 - 0.5 * _TEXT / height, va="center", fontsize=12)
     top = 1 - head / height
     split = 1 - (head + grid_h) / height
-    gs_img = fig.add_gridspec(nrows, ncols, left=0.02, right=0.98, top=top, bottom=split + 0.1 * _TEXT / height,
-                              wspace=0.06, hspace=_TEXT / _PANEL)
-    gs_bar = fig.add_gridspec(len(maps), 1, left=0.28, right=0.86, top=split - 0.55 / height,
+    gs_img = fig.add_gridspec(nrows, ncols, left=0.02, right=0.98, top=top - _TEXT / height, bottom=split,
+                              wspace=0.06, hspace=_TEXT / panel)
+    gs_bar = fig.add_gridspec(len(maps), 1, left=0.28, right=0.86, top=split - 0.3 / height,
                               bottom=0.45 / height, hspace=0.25)
     for k in range(nrows * ncols):
         ax = fig.add_subplot(gs_img[k // ncols, k % ncols])
@@ -245,7 +247,7 @@ def attention_figure(
         ax.set_ylabel(f"{a.name} (C={m_c.shape[1]})", rotation=0, ha="right", va="center", fontsize=8)
         ax.set_xticks([])
     ax.set_xlabel("channel 0 .. C-1 of each block, left to right", fontsize=8)
-    cax = fig.add_axes((0.89, 0.45 / height, 0.015, (len(maps) * strip) / height))
+    cax = fig.add_axes((0.89, 0.45 / height, 0.015, split - 0.75 / height))
     fig.colorbar(im, cax=cax).set_label("M_c", fontsize=8)
     return fig
 

@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..data import build_transforms
 from ..engine import find_last_checkpoint, load_checkpoint, load_weights, read_safetensors_config
 from ..engine.checkpoint import WEIGHTS_NAME
+from ..experiments.classification import build_model
+from ..experiments.compare import row_label
 from ..models import create_model, list_models
 
-__all__ = ["VizModel", "load_viz_model", "model_label"]
+__all__ = ["VizModel", "load_viz_model"]
 
 
 @dataclass
@@ -42,21 +45,6 @@ class VizModel:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-_PRETTY = {"resnet": "ResNet", "wide_resnet": "WideResNet", "resnext": "ResNeXt", "mobilenet_v1": "MobileNet"}
-
-
-def model_label(model: str, attention: str | None) -> str:
-    """``("resnet18", "cbam")`` -> ``"ResNet18 + CBAM"``; ``None`` / ``"none"`` -> ``"ResNet18"``."""
-    name = model
-    for prefix, pretty in sorted(_PRETTY.items(), key=lambda kv: -len(kv[0])):
-        if model.startswith(prefix):
-            name = pretty + model[len(prefix):]
-            break
-    if attention in (None, "", "none"):
-        return name
-    return f"{name} + {attention.upper() if attention in ('se', 'cbam') else attention}"
-
-
 def _weights_file(path: Path) -> Path:
     if path.is_dir():
         final = path / WEIGHTS_NAME
@@ -75,7 +63,7 @@ def load_viz_model(spec: str | Path, model: str | None = None, attention: str | 
     Args:
         spec: run directory (its ``model.safetensors``, else its last checkpoint), weights file, or a
             name from :func:`cbam.list_models` (aliases ``se_``/``cbam_`` too) for an untrained model
-            (ImageNet transform at 224 px, 1000 classes).
+            (initialised with seed 0, ImageNet transform at 224 px, 1000 classes).
         model, attention: architecture for weights stored without a config (overrides the config).
 
     Raises:
@@ -85,12 +73,14 @@ def load_viz_model(spec: str | Path, model: str | None = None, attention: str | 
     path = Path(spec)
     if not path.exists():
         if str(spec) in list_models(include_aliases=True):
-            net = create_model(str(spec), attention=attention, num_classes=1000).eval()
+            with torch.random.fork_rng():  # the same untrained weights on every call
+                torch.manual_seed(0)
+                net = create_model(str(spec), attention=attention, num_classes=1000).eval()
             base, att = str(spec), attention
             for prefix in ("se_", "cbam_"):
                 if base.startswith(prefix) and base[len(prefix):] in list_models():
                     base, att = base[len(prefix):], prefix[:-1]
-            return VizModel(net, f"{model_label(base, att)} (untrained)",
+            return VizModel(net, f"{row_label(base, att)} (untrained)",
                             build_transforms("imagefolder", train=False, image_size=224), trained=False)
         raise FileNotFoundError(
             f"model {str(spec)!r} is neither a run directory, a .safetensors / checkpoint file, nor a model "
@@ -105,11 +95,9 @@ def load_viz_model(spec: str | Path, model: str | None = None, attention: str | 
         config = {**config, "model": model, "attention": attention}
     if "model" not in config:
         raise ValueError(f"{str(weights)!r} stores no training config; give the architecture (--model, --attention)")
-    num_classes = int(config.get("num_classes") or 1000)
-    net = create_model(config["model"], attention=config.get("attention"), num_classes=num_classes,
-                       **config.get("model_kwargs", {}))
+    net = build_model(config, int(config.get("num_classes") or 1000))
     load_weights(net, state if state is not None else weights)
     kind = "embedded" if str(config.get("data", "")).startswith("embedded") else "imagefolder"
     transform = build_transforms(config.get("transforms", kind), train=False, image_size=config.get("image_size"))
-    return VizModel(net.eval(), model_label(config["model"], config.get("attention")), transform, trained=True,
+    return VizModel(net.eval(), row_label(config["model"], config.get("attention")), transform, trained=True,
                     classes=config.get("classes"), config=config)

@@ -42,6 +42,7 @@ __all__ = [
     "localization_scores",
     "localization_row",
     "localization_table",
+    "compare_extra",
     "dataset_boxes",
     "format_markdown",
     "write_table",
@@ -165,6 +166,16 @@ def localization_row(name: str, scores: Mapping[str, np.ndarray]) -> dict[str, A
     }
 
 
+def _model_scores(spec: str | Path, data: str | None, split: str, stage: int, tolerance: float,
+                  batch_size: int) -> tuple[str, dict[str, np.ndarray]]:
+    vm = load_viz_model(spec)
+    source = data or vm.config.get("data")
+    if not source:
+        raise ValueError(f"model {str(spec)!r} records no training data; pass data (--data)")
+    dataset = build_dataset(source, split, transform=vm.transform)
+    return vm.label, localization_scores(vm.model, dataset, dataset_boxes(dataset, source), stage, tolerance, batch_size)
+
+
 def localization_table(
     models: Sequence[str | Path],
     data: str | None = None,
@@ -182,19 +193,30 @@ def localization_table(
         stage, tolerance, batch_size: see :func:`localization_scores`.
 
     Returns:
-        one :func:`localization_row` per model, in order; this is what ``cbam compare
-        --localization`` appends to its report.
+        one :func:`localization_row` per model, in order.
+    """
+    return [localization_row(*_model_scores(m, data, split, stage, tolerance, batch_size)) for m in models]
+
+
+def compare_extra(runs: Mapping[str, Sequence[Path]]) -> str:
+    """``cbam compare --extra localization``: the localisation table of a comparison, as Markdown.
+
+    Args:
+        runs: ``{row label: [run directories, one per seed]}``; each run is scored on the
+            validation split of its own data, and the images of all seeds are pooled into one row.
+
+    Also writes ``localization.csv`` beside the comparison's ``table.md`` (the runs' grandparent).
     """
     rows = []
-    for spec in models:
-        vm = load_viz_model(spec)
-        source = data or vm.config.get("data")
-        if not source:
-            raise ValueError(f"model {str(spec)!r} records no training data; pass data (--data)")
-        dataset = build_dataset(source, split, transform=vm.transform)
-        rows.append(localization_row(vm.label, localization_scores(
-            vm.model, dataset, dataset_boxes(dataset, source), stage, tolerance, batch_size)))
-    return rows
+    for label, dirs in runs.items():
+        per_seed = [_model_scores(d, None, "val", -1, 0, 64)[1] for d in dirs]
+        rows.append(localization_row(label, {k: np.concatenate([s[k] for s in per_seed]) for k in per_seed[0]}))
+    first = next(iter(runs.values()))[0]
+    write_table(rows, Path(first).parent.parent / "localization")
+    caption = ("Grad-CAM localisation (last stage, class = ground truth) over the validation images of every "
+               "seed: share of CAM energy in the object box and pointing-game hits (peak in the box, 0 px "
+               "tolerance); mean [95% percentile-bootstrap interval].")
+    return "\n\n".join(["### Grad-CAM localisation", caption, format_markdown(rows)])
 
 
 def dataset_boxes(dataset: Dataset, name: str = "data") -> np.ndarray:
