@@ -222,3 +222,91 @@ def test_attention_figure_panels(tmp_path):
     strips = [ax for ax in fig.axes if ax.images and ax.images[0].get_array().shape[0] == 1]
     assert len(spatial) == 1 + 8 and len(strips) == 8
     assert save_figure(fig, tmp_path / "a.png", dpi=40).stat().st_size > 0
+
+
+# ---- commands, loading and bad input ----------------------------------------------------------
+TINY = {"widths": [16, 32, 64, 128], "stem_width": 16, "small_input": True}
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """A tiny Cluttered Digits set (32 px, 2 images per class and split) and two weight files."""
+    from cbam.data import build_embedded
+
+    root = build_embedded(tmp_path_factory.mktemp("emb") / "d", image_size=32, object_size=(8, 16),
+                          train_per_class=2, val_per_class=2)
+    files = {}
+    for att in ("none", "cbam"):
+        torch.manual_seed(0)
+        model = cbam.create_model("resnet18", attention=None if att == "none" else att, num_classes=10, **TINY)
+        config = {"model": "resnet18", "attention": None if att == "none" else att, "model_kwargs": TINY,
+                  "num_classes": 10, "classes": [str(c) for c in range(10)], "data": f"embedded:{root}",
+                  "transforms": "embedded", "image_size": 32}
+        run = root.parent / att / "seed0"
+        run.mkdir(parents=True)
+        files[att] = export_safetensors(model, run / "model.safetensors", config)
+    return root, files
+
+
+def test_load_viz_model_from_run_dir_and_file(embedded):
+    root, files = embedded
+    vm = load_viz_model(files["cbam"].parent)
+    assert vm.trained and vm.label == "ResNet18 + CBAM" and vm.classes == [str(c) for c in range(10)]
+    assert vm.transform(Image.new("RGB", (32, 32))).shape == (3, 32, 32)
+    untrained = load_viz_model("se_resnet50")
+    assert not untrained.trained and untrained.label == "ResNet50 + SE (untrained)"
+
+
+def test_cli_gradcam_figure_and_localization_table(embedded, tmp_path, capsys):
+    root, files = embedded
+    out = tmp_path / "fig.png"
+    assert main(["gradcam", str(files["none"].parent), str(files["cbam"]), "--data", f"embedded:{root}",
+                 "--num", "3", "--out", str(out), "--dpi", "40", "--localization", str(tmp_path / "loc")]) == 0
+    assert Image.open(out).size[0] == 3 * 2 * 40  # input + 2 models, 2 inches each at 40 dpi
+    text = capsys.readouterr().out
+    assert "| ResNet18 | 20 |" in text and "| ResNet18 + CBAM | 20 |" in text
+    lines = (tmp_path / "loc.csv").read_text().splitlines()
+    assert lines[0].startswith("model,n,energy,energy_lo,energy_hi,pointing") and len(lines) == 3
+    assert (tmp_path / "loc.md").read_text().count("\n| ResNet18") == 2
+
+
+def test_compare_extra_localization(embedded):
+    from cbam.experiments.compare import COMPARE_EXTRAS
+
+    root, files = embedded
+    md = COMPARE_EXTRAS["localization"]({"plain": [files["none"].parent], "CBAM": [files["cbam"].parent]})
+    assert "### Grad-CAM localisation" in md and "| plain | 20 |" in md and "| CBAM | 20 |" in md
+    assert (root.parent / "localization.csv").is_file()
+
+
+def test_cli_attention_and_untrained_demo(embedded, tmp_path, capsys):
+    root, files = embedded
+    out = tmp_path / "att.png"
+    assert main(["attention", str(files["cbam"]), "--data", f"embedded:{root}", "--index", "3",
+                 "--last-per-stage", "--out", str(out), "--dpi", "30"]) == 0
+    assert "4 CBAM blocks" in capsys.readouterr().out and out.is_file()
+    demo = tmp_path / "demo.png"
+    assert main(["gradcam", "resnet18", "--out", str(demo), "--dpi", "30"]) == 0  # scikit-learn's 2 photos
+    assert Image.open(demo).size == (2 * 2 * 30, pytest.approx(Image.open(demo).size[1]))
+
+
+def test_bad_input_gives_clear_errors(embedded, tmp_path, capsys):
+    root, files = embedded
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    cases = [
+        (["gradcam", "resnet18", "--images", str(bad)], "cannot read image .*broken.png"),
+        (["gradcam", "resnet18", "--images", str(tmp_path / "missing.jpg")], "missing.jpg' does not exist"),
+        (["gradcam", str(files["cbam"]), "--stage", "4", "--data", f"embedded:{root}"], "stage=4 is out of range"),
+        (["gradcam", str(files["cbam"]), "--arch", "mobilenet_v1"], "missing key"),
+        (["gradcam", "resnet1000"], "neither a run directory"),
+        (["attention", str(files["none"])], "no CBAM module"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "--out", str(tmp_path / "x.png")]) == 2, argv
+        err = capsys.readouterr().err
+        assert __import__("re").search(message, err), (argv, err)
+    raw = tmp_path / "raw.safetensors"
+    export_safetensors(cbam.create_model("resnet18", num_classes=10), raw)
+    with pytest.raises(ValueError, match="stores no training config"):
+        load_viz_model(raw)

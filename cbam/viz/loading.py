@@ -64,7 +64,8 @@ def load_viz_model(spec: str | Path, model: str | None = None, attention: str | 
         spec: run directory (its ``model.safetensors``, else its last checkpoint), weights file, or a
             name from :func:`cbam.list_models` (aliases ``se_``/``cbam_`` too) for an untrained model
             (initialised with seed 0, ImageNet transform at 224 px, 1000 classes).
-        model, attention: architecture for weights stored without a config (overrides the config).
+        model, attention: architecture for weights stored without a config; replaces the stored
+            architecture and its options.
 
     Raises:
         FileNotFoundError: ``spec`` is neither an existing path nor a model name.
@@ -91,8 +92,8 @@ def load_viz_model(spec: str | Path, model: str | None = None, attention: str | 
     else:
         ckpt = load_checkpoint(weights)
         config, state = dict(ckpt.get("config") or {}), ckpt["model"]
-    if model is not None:
-        config = {**config, "model": model, "attention": attention}
+    if model is not None:  # another architecture: the stored one's options do not apply
+        config = {**config, "model": model, "attention": attention, "model_kwargs": {}}
     if "model" not in config:
         raise ValueError(f"{str(weights)!r} stores no training config; give the architecture (--model, --attention)")
     net = build_model(config, int(config.get("num_classes") or 1000))
