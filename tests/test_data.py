@@ -42,7 +42,7 @@ def test_embedded_layout(tiny_embedded):
     meta = json.loads((root / "meta.json").read_text())
     assert meta["version"] == E.GENERATOR_VERSION and meta["seed"] == 0 and meta["image_size"] == 64
     with Image.open(root / "samples.png") as grid:
-        assert grid.mode == "RGB" and grid.size[0] > 64 * 10
+        assert grid.mode == "P" and grid.size[0] > 64 * 10
     with Image.open(root / "train" / "3" / "3_00000.png") as img:
         assert img.size == (64, 64) and img.mode == "L"
 

@@ -56,14 +56,14 @@ _DATA = TensorDataset(torch.randn(40, 3, 8, 8, generator=torch.Generator().manua
                       torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(1)))
 
 
-def _fit(run_dir, epochs, resume=False, task=None):
+def _fit(run_dir, epochs, resume=False, task=None, **kwargs):
     torch.manual_seed(0)
     model = _toy_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.StepLR(opt, 2, 0.1)
     records = fit(model, task or _Toy(), build_loader(_DATA, 8, train=True, seed=3),
                   build_loader(_DATA, 16, train=False), opt, sched, run_dir=run_dir, epochs=epochs,
-                  resume=resume, progress=False, config={"name": "toy"})
+                  resume=resume, progress=False, config={"name": "toy"}, **kwargs)
     return model, records
 
 
@@ -199,3 +199,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
     assert [r["epoch"] for r in read_metrics(tmp_path)] == [1]
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(tmp_path):
+    model, records = _fit(tmp_path, 1, amp="bf16", channels_last=True)
+    assert np.isfinite(records[0]["train_loss"]) and np.isfinite(records[0]["val_loss"])
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="fp16.*needs CUDA"):
+        _fit(tmp_path / "fp16", 1, amp="fp16")

@@ -11,19 +11,20 @@ __all__ = ["add_parser", "add_common_arguments", "run", "run_comparison"]
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``compare`` and ``ablate``."""
-    from ..experiments.compare import COMPARE_EXTRAS
-
     add_config_arguments(p, model_flags=False)
     p.add_argument("--model", help="registry backbone (default: the recipe's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     p.add_argument("--out", help="output directory (default: runs/<command>)")
-    p.add_argument("--extra", action="append", default=[], choices=sorted(COMPARE_EXTRAS),
-                   help="append a registered per-model table")
+    p.add_argument("--extra", action="append", default=[], metavar="NAME",
+                   help="append a per-model table registered in cbam.experiments.compare.COMPARE_EXTRAS")
 
 
 def run_comparison(args: argparse.Namespace, attentions: tuple[str, ...], out: str, title: str) -> int:
     from ..experiments.compare import COMPARE_EXTRAS, compare
 
+    unknown = [name for name in args.extra if name not in COMPARE_EXTRAS]
+    if unknown:
+        raise ValueError(f"unknown --extra {unknown}; registered: {sorted(COMPARE_EXTRAS)}")
     cfg = config_from_args(args, out=None)
     out_dir = Path(args.out or out)
     compare(cfg, attentions, args.seeds, out_dir, title=title, progress=not args.no_progress,

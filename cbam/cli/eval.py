@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"))
     p.add_argument("--image-size", type=int, help="override the run's evaluation size")
+    p.add_argument("--model", help="override the stored model (needed for weights saved without a config)")
+    p.add_argument("--attention", help="override the stored attention")
     p.set_defaults(func=run)
 
 
@@ -23,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.classification import evaluate
 
     path = args.checkpoint or args.weights
-    overrides = {"image_size": args.image_size} if args.image_size else None
+    overrides = {k: v for k, v in (("image_size", args.image_size), ("model", args.model),
+                                   ("attention", args.attention)) if v is not None}
     result = evaluate(path, args.data, batch_size=args.batch_size, workers=args.workers, device=args.device,
                       overrides=overrides)
     print(f"weights:     {path}")

@@ -35,6 +35,7 @@ def add_config_arguments(p: argparse.ArgumentParser, *, model_flags: bool = True
     p.add_argument("--image-size", type=int, help="training crop side in pixels")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="DataLoader worker processes per training process")
+    p.add_argument("--threads", type=int, help="CPU threads per process (default: torch's)")
     p.add_argument("--amp", nargs="?", const="bf16", choices=("bf16", "fp16"),
                    help="mixed precision: bf16 (CPU or CUDA, the default of a bare --amp) or fp16 (CUDA)")
     p.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
@@ -51,7 +52,7 @@ def config_from_args(args: argparse.Namespace, **fixed: Any):
 
     flags = {k: getattr(args, k, None) for k in (
         "model", "attention", "data", "epochs", "batch_size", "lr", "weight_decay", "image_size", "seed",
-        "workers", "amp", "channels_last", "compile", "device", "out")}
+        "workers", "threads", "amp", "channels_last", "compile", "device", "out")}
     return load_config(args.config, **(dict(args.overrides) | flags | fixed))
 
 

@@ -109,8 +109,12 @@ def build_loader(
                                                    seed=seed, drop_last=False)
     else:
         sampler = ShardSampler(dataset, rank, world_size)
+    drop_last = train if drop_last is None else drop_last
+    if drop_last and len(sampler) < batch_size:
+        raise ValueError(f"{len(dataset)} samples give {len(sampler)} per process, fewer than the batch size "
+                         f"{batch_size} per process: no complete batch to train on; lower the batch size")
     return SeededLoader(
         dataset, seed=seed, rank=rank, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        pin_memory=pin_memory, drop_last=train if drop_last is None else drop_last,
+        pin_memory=pin_memory, drop_last=drop_last,
         worker_init_fn=seed_worker if workers > 0 else None,
     )

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import build_dataset, build_transforms
+from ..data import build_dataset, build_embedded, parse_data
 from ..engine import distributed as D
 from ..engine.checkpoint import load_checkpoint, load_weights, read_safetensors_config
 from ..engine.loader import build_loader
@@ -76,15 +76,17 @@ def build_model(cfg: TrainConfig | dict[str, Any], num_classes: int) -> nn.Modul
 
 def _datasets(cfg: TrainConfig, main: bool):
     # Rank 0 builds (or checks) the data first, so that processes never race to write it.
-    def build(split: str, train: bool):
-        transform = build_transforms(cfg.transforms, train=train, image_size=cfg.image_size)
-        return build_dataset(cfg.data, split, transform=transform, **cfg.data_kwargs)
+    def build():
+        if cfg.embedded and parse_data(cfg.data).kind == "embedded":
+            build_embedded(parse_data(cfg.data).root, **cfg.embedded)
+        return tuple(build_dataset(cfg.data, split, image_size=cfg.image_size, skip_corrupt=cfg.skip_corrupt)
+                     for split in ("train", "val"))
 
     if main:
-        sets = build("train", True), build("val", False)
+        sets = build()
     D.barrier()
     if not main:
-        sets = build("train", True), build("val", False)
+        sets = build()
     train_set, val_set = sets
     if list(train_set.classes) != list(val_set.classes):
         raise ValueError(f"data {cfg.data!r}: train and val splits have different classes "
@@ -107,6 +109,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         if cfg.batch_size % info.world_size:
             raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the "
                              f"{info.world_size} processes")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         _seed_everything(cfg.seed)
         train_set, val_set = _datasets(cfg, info.is_main)
         model = build_model(cfg, train_set.num_classes)
@@ -150,13 +154,12 @@ def evaluate(
     workers: int = 0,
     device: str | None = None,
     overrides: dict[str, Any] | None = None,
-    data_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Single-crop top-1 / top-5 error (%) of a checkpoint or safetensors file on a dataset's ``val`` split.
 
     The model, its options and the evaluation transform come from the config stored with the
-    weights (``overrides`` may replace e.g. ``image_size`` or ``transforms``). ``data`` defaults to
-    the data the run was trained on.
+    weights (``overrides`` may replace e.g. ``image_size``). ``data`` defaults to the data the run
+    was trained on.
 
     Returns:
         ``{"top1_err", "top5_err", "loss", "samples"}``.
@@ -173,9 +176,7 @@ def evaluate(
         raise ValueError(f"{str(path)!r} holds no training config; pass the model (--model) to evaluate it")
     cfg = TrainConfig(**{k: v for k, v in run.items() if k in TrainConfig.__dataclass_fields__})
     data = data or cfg.data
-    transform = build_transforms(cfg.transforms, train=False, image_size=cfg.image_size)
-    dataset = build_dataset(data, "val", transform=transform,
-                            **(cfg.data_kwargs if data_kwargs is None else data_kwargs))
+    dataset = build_dataset(data, "val", image_size=cfg.image_size, skip_corrupt=cfg.skip_corrupt)
     trained = stored.get("num_classes")
     if trained is not None and trained != dataset.num_classes:
         raise ValueError(f"{str(path)!r} was trained on {trained} classes but data {data!r} has "

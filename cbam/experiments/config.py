@@ -28,8 +28,11 @@ class TrainConfig:
         model, attention: registry names (``cbam.list_models()``; ``None``/"none", "se", "cbam", ablation names).
         model_kwargs: architecture options for ``create_model`` (e.g. ``small_input``, ``widths``).
         data: ``embedded[:dir]``, an ImageNet-style folder, ``cifar10:<dir>`` or ``cifar100:<dir>``.
-        data_kwargs: options for ``cbam.data.build_dataset`` (e.g. the embedded dataset's sizes).
-        transforms: ``cbam.data.build_transforms`` kind; image_size: training crop side.
+        embedded: for ``embedded[:dir]`` data, the options of ``cbam.data.build_embedded`` (e.g.
+            ``train_per_class``); the folder is (re)built with them. Empty: the data module's defaults.
+        skip_corrupt: image folders: skip undecodable images with a warning instead of failing.
+        image_size: side of the training crops (evaluation uses the data kind's standard
+            transform at this size, e.g. resize 256 + centre crop 224 for ImageNet folders).
         epochs: total epochs; batch_size: *global* batch (split over DDP processes).
         lr: absolute learning rate; when ``None``, ``lr_per_256 * batch_size / 256`` (the linear
             scaling rule: the paper's 0.1 per 256 images).
@@ -38,6 +41,7 @@ class TrainConfig:
         label_smoothing: cross-entropy label smoothing (0 in the paper).
         seed: seeds the model's initialisation, data order and augmentation.
         workers: DataLoader worker processes per training process.
+        threads: intra-op CPU threads per process (``torch.set_num_threads``); ``None`` keeps torch's default.
         amp: ``None``, ``"bf16"`` or ``"fp16"`` (CUDA); channels_last, compile: see ``cbam.engine.fit``.
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA if available).
         out: run directory.
@@ -47,8 +51,8 @@ class TrainConfig:
     attention: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     data: str = "embedded"
-    data_kwargs: dict[str, Any] = field(default_factory=dict)
-    transforms: str = "imagenet"
+    embedded: dict[str, Any] = field(default_factory=dict)
+    skip_corrupt: bool = False
     image_size: int = 224
     epochs: int = 90
     batch_size: int = 256
@@ -63,6 +67,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     workers: int = 4
+    threads: int | None = None
     amp: str | None = None
     channels_last: bool = False
     compile: bool = False
