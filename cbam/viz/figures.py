@@ -22,7 +22,15 @@ from .attention_maps import AttentionMaps
 from .gradcam import gradcam
 from .images import to_display
 
-__all__ = ["UNTRAINED_TITLE", "CamColumn", "overlay", "gradcam_figure", "gradcam_comparison", "attention_figure", "save_figure"]
+__all__ = [
+    "UNTRAINED_TITLE",
+    "CamColumn",
+    "overlay",
+    "gradcam_figure",
+    "gradcam_comparison",
+    "attention_figure",
+    "save_figure",
+]
 
 UNTRAINED_TITLE = "untrained weights (random initialisation): these maps show no learned attention"
 
@@ -87,7 +95,8 @@ def gradcam_figure(
         raise ValueError("gradcam_figure needs at least one image")
     for col in columns:
         if len(col.cams) != n or len(col.captions) != n:
-            raise ValueError(f"column {col.title!r} has {len(col.cams)} maps / {len(col.captions)} captions for {n} images")
+            raise ValueError(f"column {col.title!r} has {len(col.cams)} maps / {len(col.captions)} captions "
+                             f"for {n} images")
     if len(labels) != n:
         raise ValueError(f"{len(labels)} labels for {n} images")
     ncols = 1 + len(columns)

@@ -96,13 +96,12 @@ def gradcam(
         with torch.enable_grad(), GradCAM(model=model, target_layers=[layer]) as cam:
             for start in range(0, len(images), batch_size):
                 x = images[start:start + batch_size].to(device)
-                if targets is None:
-                    with torch.no_grad():
-                        batch_t = model(x).argmax(1).tolist()
-                else:
-                    batch_t = [int(t) for t in targets[start:start + batch_size]]
-                maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in batch_t])
+                # None: the library builds one ClassifierOutputTarget per sample from its top-1
+                given = None if targets is None else [int(t) for t in targets[start:start + batch_size]]
+                per_sample = None if given is None else [ClassifierOutputTarget(t) for t in given]
+                maps = cam(input_tensor=x, targets=per_sample)
                 logits = cam.outputs.detach().float()  # (b, num_classes), from the same forward
+                batch_t = logits.argmax(1).tolist() if given is None else given
                 p = logits.softmax(1)
                 cams.append(maps.astype(np.float32))
                 tgts.append(np.asarray(batch_t, dtype=np.int64))

@@ -172,7 +172,8 @@ def _model_scores(spec: str | Path, data: str | None, split: str, stage: int, to
     if not source:
         raise ValueError(f"model {str(spec)!r} records no training data; pass data (--data)")
     dataset = build_dataset(source, split, transform=vm.transform)
-    return vm.label, localization_scores(vm.model, dataset, dataset_boxes(dataset, source), stage, tolerance, batch_size)
+    boxes = dataset_boxes(dataset, source)
+    return vm.label, localization_scores(vm.model, dataset, boxes, stage, tolerance, batch_size)
 
 
 def localization_table(
@@ -235,7 +236,8 @@ def dataset_boxes(dataset: Dataset, name: str = "data") -> np.ndarray:
 def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """Rows of :func:`localization_row` as a Markdown table (percentages, 95% intervals)."""
     lines = [
-        "| model | images | energy in box (%) [95% CI] | pointing game (%) [95% CI] | box area = chance (%) | top-1 (%) |",
+        "| model | images | energy in box (%) [95% CI] | pointing game (%) [95% CI] "
+        "| box area = chance (%) | top-1 (%) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
