@@ -20,6 +20,8 @@ _COMMANDS = (
     "convert",
     "export",
     "detect",
+    "gradcam",
+    "attention",
 )
 
 

@@ -57,6 +57,15 @@ _SUFFIX = {
 COMPARE_EXTRAS: dict[str, Callable[[Mapping[str, list[Path]]], str]] = {}
 
 
+def _localization(runs: Mapping[str, list[Path]]) -> str:
+    from ..viz.localization import compare_extra  # imported late: cbam.viz imports this module
+
+    return compare_extra(runs)
+
+
+COMPARE_EXTRAS["localization"] = _localization
+
+
 @dataclass
 class ModelResult:
     """One row: a model with one attention variant, over all seeds (final-epoch validation errors)."""
