@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .nn import fast_path
 from .weights import atomic_write
 
 __all__ = ["FORMATS", "ExportCheck", "min_input_size", "export_program", "export_model", "check_onnx", "check_pt2"]
@@ -54,13 +55,17 @@ def _example(model: nn.Module, example_size: Sequence[int] | None) -> Tensor:
 
 
 def export_program(model: nn.Module, example_size: Sequence[int] | None = None) -> torch.export.ExportedProgram:
-    """``torch.export`` the eval-mode ``model`` with dynamic batch, height (>= min) and width (>= min)."""
+    """``torch.export`` the eval-mode ``model`` with dynamic batch, height (>= min) and width (>= min).
+
+    Attention is traced through its reference path (standard operators, no ``cbam::`` custom op),
+    so the program converts to ONNX and loads without this package installed.
+    """
     model = model.eval()
     size = min_input_size(model)
     x = _example(model, example_size)
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=size),
             3: torch.export.Dim("width", min=size)}
-    with torch.no_grad():
+    with torch.no_grad(), fast_path(False):
         return torch.export.export(model, (x,), dynamic_shapes={"x": dims})
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .models import create_model, model_info
+from .nn import fast_path
 
 __all__ = ["count_params", "count_gmacs", "PaperRow", "paper_rows", "format_rows"]
 
@@ -37,7 +38,7 @@ def count_gmacs(model: nn.Module, input_size: tuple[int, int, int] = (3, 224, 22
     model.eval()
     x = torch.zeros(1, *input_size)
     counter = FlopCounterMode(display=False)
-    with counter:
+    with counter, fast_path(False):  # count the paper's operations, not the fused kernel's (its bmm means)
         model(x)
     model.train(was_training)
     flops = sum(
