@@ -25,13 +25,7 @@ from cbam.models import create_model
 from cbam.profile import count_params
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # One thread: on a shared, loaded CPU, two threads per process make these steps ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _t(boxes, labels, difficult=None, size=(100, 100)):

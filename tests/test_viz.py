@@ -37,13 +37,7 @@ FAMILIES = ["resnet18", "resnet50", "resnext50_32x4d", "mobilenet_v1_x0_7"]
 SLOW = [pytest.param(m, marks=pytest.mark.slow) for m in cbam.list_models() if m not in FAMILIES]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, loaded CPU, more threads make these small passes slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(name="resnet18", attention="cbam", **kw):

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ..engine.checkpoint import atomic_write
-from ..experiments.config import _read_yaml
+from ..experiments.config import _read_yaml, build_config
 
 __all__ = ["DETECTORS", "DetectConfig", "list_detect_configs", "load_detect_config", "save_detect_config"]
 
@@ -98,14 +98,7 @@ def load_detect_config(name_or_path: str | Path | None = None, **overrides: Any)
         ValueError: an unknown key (the valid ones are listed) or a bad value.
     """
     values = _read_yaml(_recipe(name_or_path)) if name_or_path is not None else {}
-    values |= {k: v for k, v in overrides.items() if v is not None}
-    known = {f.name for f in dataclasses.fields(DetectConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown detection config key(s) {unknown}; valid keys are {sorted(known)}")
-    if values.get("attention") in ("none", ""):
-        values["attention"] = None
-    cfg = DetectConfig(**values)
+    cfg = build_config(DetectConfig, values, overrides, what="detection config")
     if cfg.detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {cfg.detector!r}")
     if cfg.metric not in _METRICS:

@@ -107,6 +107,18 @@ def _read_yaml(name_or_path: str | Path) -> dict[str, Any]:
     return data
 
 
+def build_config(cls: type, values: dict[str, Any], overrides: dict[str, Any], what: str = "config") -> Any:
+    """``cls(**values)`` with the non-``None`` ``overrides`` applied; unknown keys raise ``ValueError``."""
+    values = values | {k: v for k, v in overrides.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {unknown}; valid keys are {sorted(known)}")
+    if values.get("attention") in ("none", ""):
+        values["attention"] = None
+    return cls(**values)
+
+
 def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """The recipe ``name_or_path`` (default: the dataclass defaults) with non-``None`` ``overrides``.
 
@@ -114,14 +126,7 @@ def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Tra
         ValueError: an unknown key (the message lists the valid ones), or a bad value.
     """
     values = _read_yaml(name_or_path) if name_or_path is not None else {}
-    values |= {k: v for k, v in overrides.items() if v is not None}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; valid keys are {sorted(known)}")
-    if values.get("attention") in ("none", ""):
-        values["attention"] = None
-    cfg = TrainConfig(**values)
+    cfg = build_config(TrainConfig, values, overrides)
     for name in ("lr_per_256", "momentum", "weight_decay", "lr_gamma", "label_smoothing") + (
             ("lr",) if cfg.lr is not None else ()):
         if isinstance(getattr(cfg, name), bool) or not isinstance(getattr(cfg, name), (int, float)):
