@@ -319,8 +319,9 @@ def test_config_errors():
 def test_vgg16_at_300_trains(detector, embedded_root):
     model = (ssd if detector == "ssd" else stairnet)(10, "vgg16", "cbam")
     data = embedded_detection_dataset(embedded_root, "train", "coco")
-    image, t = data[0]
-    losses = model([image], [{"boxes": t["boxes"], "labels": t["labels"]}])
+    # two images: StairNet's top-down BatchNorm sees a 1 x 1 map at 300 px, which needs batch > 1 to train
+    samples = [data[0], data[1]]
+    losses = model([im for im, _ in samples], [{"boxes": t["boxes"], "labels": t["labels"]} for _, t in samples])
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())
     assert np.isfinite(count_params(model))
