@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from .train import _key_value
+from .train import key_value
 
 __all__ = ["add_parser", "run"]
 
@@ -37,7 +37,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (default: the recipe's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--split", default="test", help="split evaluated after training (default: test)")
-    p.add_argument("--set", dest="overrides", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other config key, value in YAML, e.g. --set model_kwargs='{frozen_bn: true}'")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(detect_func=_run_train)

@@ -13,7 +13,7 @@ from ..engine.loop import NonFiniteLossError
 __all__ = ["add_parser", "add_config_arguments", "config_from_args", "run"]
 
 
-def _key_value(text: str) -> tuple[str, Any]:
+def key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -41,7 +41,7 @@ def add_config_arguments(p: argparse.ArgumentParser, *, model_flags: bool = True
     p.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
-    p.add_argument("--set", dest="overrides", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other config key, value in YAML, e.g. --set model_kwargs='{small_input: true}'")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

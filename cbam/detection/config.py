@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ..engine.checkpoint import atomic_write
-from ..experiments.config import _read_yaml, build_config
+from ..experiments.config import read_yaml, build_config
 
 __all__ = ["DETECTORS", "DetectConfig", "list_detect_configs", "load_detect_config", "save_detect_config"]
 
@@ -97,7 +97,7 @@ def load_detect_config(name_or_path: str | Path | None = None, **overrides: Any)
     Raises:
         ValueError: an unknown key (the valid ones are listed) or a bad value.
     """
-    values = _read_yaml(_recipe(name_or_path)) if name_or_path is not None else {}
+    values = read_yaml(_recipe(name_or_path)) if name_or_path is not None else {}
     cfg = build_config(DetectConfig, values, overrides, what="detection config")
     if cfg.detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {cfg.detector!r}")

@@ -17,7 +17,7 @@ import yaml
 
 from ..engine.checkpoint import atomic_write
 
-__all__ = ["TrainConfig", "load_config", "list_configs", "save_config"]
+__all__ = ["TrainConfig", "build_config", "load_config", "list_configs", "read_yaml", "save_config"]
 
 
 @dataclass
@@ -91,7 +91,7 @@ def list_configs() -> list[str]:
     return sorted(p.name[:-5] for p in _configs_dir().iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_yaml(name_or_path: str | Path) -> dict[str, Any]:
+def read_yaml(name_or_path: str | Path) -> dict[str, Any]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
@@ -125,7 +125,7 @@ def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Tra
     Raises:
         ValueError: an unknown key (the message lists the valid ones), or a bad value.
     """
-    values = _read_yaml(name_or_path) if name_or_path is not None else {}
+    values = read_yaml(name_or_path) if name_or_path is not None else {}
     cfg = build_config(TrainConfig, values, overrides)
     for name in ("lr_per_256", "momentum", "weight_decay", "lr_gamma", "label_smoothing") + (
             ("lr",) if cfg.lr is not None else ()):
