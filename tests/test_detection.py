@@ -222,7 +222,7 @@ def test_detector_parameter_counts_with_and_without_attention():
     # MobileNet SSD / StairNet at 20 VOC classes (paper Table 7: 5.81 / 5.98 / 5.99 / 6.00 M).
     counts = {(det, att): count_params(f(20, "mobilenet_v1", att)) for det, f in (("ssd", ssd), ("stairnet", stairnet))
               for att in (None, "se", "cbam")}
-    assert counts[("ssd", None)] == 5789614 and counts[("stairnet", None)] == 5956014
+    assert counts[("ssd", None)] == 5789614 and counts[("stairnet", None)] == 5954606
     # SE on six 128-channel maps: 6 x (2 x 128 x 8 + 8 + 128); CBAM adds a 7x7x2 conv + bias per map.
     assert counts[("stairnet", "se")] - counts[("stairnet", None)] == 6 * (2 * 128 * 8 + 8 + 128)
     assert counts[("stairnet", "cbam")] - counts[("stairnet", "se")] == 6 * (2 * 49 + 1)
@@ -319,9 +319,116 @@ def test_config_errors():
 def test_vgg16_at_300_trains(detector, embedded_root):
     model = (ssd if detector == "ssd" else stairnet)(10, "vgg16", "cbam")
     data = embedded_detection_dataset(embedded_root, "train", "coco")
-    # two images: StairNet's top-down BatchNorm sees a 1 x 1 map at 300 px, which needs batch > 1 to train
-    samples = [data[0], data[1]]
+    samples = [data[0]]  # one image: StairNet's top-down path has no BatchNorm on its 1 x 1 map
     losses = model([im for im, _ in samples], [{"boxes": t["boxes"], "labels": t["labels"]} for _, t in samples])
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())
     assert np.isfinite(count_params(model))
+
+
+# ---- the CLI on real-layout folders and under torchrun --------------------------------------------
+def _coco2017_layout(embedded_root, out):
+    """A COCO-2017-layout folder (train2017/, val2017/, annotations/instances_*2017.json) of the embedded data."""
+    import shutil
+    images = embedded_root / "VOCdevkit" / "VOC2007" / "JPEGImages"
+    (out / "annotations").mkdir(parents=True)
+    for split, part in (("train", "train"), ("val", "val")):
+        (out / f"{part}2017").mkdir()
+        coco = json.loads((embedded_root / "annotations" / f"instances_{split}.json").read_text())
+        for im in coco["images"]:
+            shutil.copy(images / im["file_name"], out / f"{part}2017" / im["file_name"])
+        (out / "annotations" / f"instances_{part}2017.json").write_text(json.dumps(coco))
+    return out
+
+
+def _voc0712_layout(embedded_root, out):
+    """A VOCdevkit with VOC2007 (trainval = embedded train, test = embedded val) and VOC2012 (trainval = test)."""
+    import shutil
+    src = embedded_root / "VOCdevkit" / "VOC2007"
+    for year, sets in (("2007", {"trainval": "train", "test": "val"}), ("2012", {"trainval": "test"})):
+        dst = out / "VOCdevkit" / f"VOC{year}"
+        shutil.copytree(src / "JPEGImages", dst / "JPEGImages")
+        shutil.copytree(src / "Annotations", dst / "Annotations")
+        (dst / "ImageSets" / "Main").mkdir(parents=True)
+        for name, split in sets.items():
+            shutil.copy(src / "ImageSets" / "Main" / f"{split}.txt", dst / "ImageSets" / "Main" / f"{name}.txt")
+    return out / "VOCdevkit"
+
+
+TINY_DETECT = ["--image-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--no-progress"]
+
+
+def test_cli_trains_on_coco_and_voc_layout_folders(embedded_root, tmp_path, capsys):
+    voc = _voc0712_layout(embedded_root, tmp_path / "voc")
+    out = tmp_path / "stairnet_voc"
+    args = ["detect", "train", "--data", f"voc:{voc}", "--detector", "stairnet", "--backbone", "mobilenet_v1",
+            "--attention", "cbam", "--out", str(out), *TINY_DETECT]
+    assert main(args) == 2  # the 20 VOC classes by default: the digits are unknown names
+    assert "unknown class name '0'" in capsys.readouterr().err
+    assert main([*args, "--set", "data_kwargs={classes: [zero, one]}"]) == 2
+    assert "unknown class name '0'; valid names are ['one', 'zero']" in capsys.readouterr().err
+    assert main([*args, "--set", "data_kwargs={classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']}"]) == 0
+    printed = capsys.readouterr().out
+    assert "test split: 4 images" in printed and "| MobileNet | StairNet + CBAM |" in printed
+    assert (out / "results_test.json").is_file()
+    # VOC07+12 trainval for training: 8 + 4 images, one epoch of batch 4 -> 3 steps.
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["step"] == 3
+
+    coco = _coco2017_layout(embedded_root, tmp_path / "coco")
+    out = tmp_path / "frcnn_coco"
+    assert main(["detect", "train", "--data", f"coco:{coco}", "--config", "detect_embedded_frcnn", "--attention", "cbam",
+                 "--out", str(out), *TINY_DETECT]) == 0
+    printed = capsys.readouterr().out
+    assert "test split: 4 images" in printed and "| ResNet18 + CBAM | Faster R-CNN |" in printed
+    assert main(["detect", "eval", str(out), "--data", f"coco:{coco}", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["map"] == pytest.approx(json.loads((out / "results_test.json").read_text())["map"])
+
+
+_DDP_DETECT = """
+import os, sys, torch
+import cbam.detection.task as T
+from cbam.cli import main
+
+real_fit = T.fit
+def fit(model, *args, **kwargs):  # keep each rank's final weights for the test
+    records = real_fit(model, *args, **kwargs)
+    torch.save(model.state_dict(), os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.pt"))
+    return records
+T.fit = fit
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.timeout(1200)
+def test_torchrun_two_processes(embedded_root, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    script = tmp_path / "ddp_detect.py"
+    script.write_text(_DDP_DETECT)
+    out = tmp_path / "ddp"
+    root = Path(__file__).resolve().parents[1]
+    data_kwargs = "{format: coco, image_size: 64, train_images: 8, val_images: 4, test_images: 4, object_size: [12, 24], n_clutter: 3}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path), "detect", "train", "--data", f"embedded:{embedded_root}", "--set", f"data_kwargs={data_kwargs}",
+           "--detector", "ssd", "--backbone", "mobilenet_v1", "--attention", "cbam", "--device", "cpu",
+           "--out", str(out), *TINY_DETECT]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root))
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("| MobileNet | SSD + CBAM |") == 1  # rank 0 prints the table
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    saved = load_file(out / "model.safetensors")
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+        assert torch.equal(rank0[key], saved[key]), key
+    # Evaluation gathered from two shards equals one process evaluating the saved model.
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["step"] == 2  # 8 images, global batch 4
+    alone = evaluate(out, split="test")
+    assert alone["map"] == pytest.approx(json.loads((out / "results_test.json").read_text())["map"])
+    assert alone["images"] == 4

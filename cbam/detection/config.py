@@ -90,14 +90,23 @@ def _recipe(name_or_path: str | Path) -> str:
     return str(name_or_path)
 
 
+def _kind(data: str) -> str:
+    return str(data).partition(":")[0]
+
+
 def load_detect_config(name_or_path: str | Path | None = None, **overrides: Any) -> DetectConfig:
     """The recipe ``name_or_path`` (``detect_embedded``, ``detect_voc``, ``detect_coco`` or a .yaml path;
-    default: the dataclass defaults) with the non-``None`` ``overrides`` applied.
+    default: the dataclass defaults) with the non-``None`` ``overrides`` applied. A ``data`` override
+    of another kind than the recipe's (``voc:`` for an ``embedded`` recipe, ...) drops the recipe's
+    ``data_kwargs``, which belong to its own kind, unless ``data_kwargs`` is overridden too.
 
     Raises:
         ValueError: an unknown key (the valid ones are listed) or a bad value.
     """
     values = read_yaml(_recipe(name_or_path)) if name_or_path is not None else {}
+    data = overrides.get("data")
+    if data is not None and overrides.get("data_kwargs") is None and _kind(data) != _kind(values.get("data", "embedded")):
+        values.pop("data_kwargs", None)  # the recipe's data options belong to its own kind of data
     cfg = build_config(DetectConfig, values, overrides, what="detection config")
     if cfg.detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {cfg.detector!r}")

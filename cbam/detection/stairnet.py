@@ -21,7 +21,12 @@ Our reading of the details (the CBAM paper gives none; StairNet's code is not pu
   C = 256 and we do not know how.
 - The merged map g_i goes through SE / CBAM (or nothing) and then to SSD's classification and box
   heads, which therefore all see C channels.
-- BatchNorm in the new path (it trains from scratch).
+- No normalisation in the new path by default: its convolutions have biases, as FPN's lateral and
+  output convolutions do (``norm="batch"`` adds BatchNorm after each of them instead). SSD300's
+  deepest maps are 3 x 3 and 1 x 1, where BatchNorm's batch statistics are taken over a handful of
+  values and spread that noise down every level of the top-down path: on the embedded detection data
+  a MobileNet StairNet with BatchNorm there barely learned (train box-regression loss 2.3 after 150
+  SGD steps, against 0.98 without it), and it could not train with a batch of one image.
 """
 from __future__ import annotations
 
@@ -37,11 +42,17 @@ from torchvision.models.detection.ssd import SSD
 from ..nn import create_attention
 from .ssd import build_ssd, ssd_features
 
-__all__ = ["StairNetTopDown", "stairnet"]
+__all__ = ["NORMS", "StairNetTopDown", "stairnet"]
 
 
-def _conv_bn(cin: int, cout: int, k: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, bias=False), nn.BatchNorm2d(cout))
+#: Normalisation of the top-down path's convolutions: ``none`` (default, convolutions with bias) or ``batch``.
+NORMS = ("none", "batch")
+
+
+def _conv(cin: int, cout: int, k: int, norm: str) -> nn.Sequential:
+    if norm == "batch":
+        return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, bias=False), nn.BatchNorm2d(cout))
+    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2))
 
 
 class StairNetTopDown(nn.Module):
@@ -53,13 +64,16 @@ class StairNetTopDown(nn.Module):
         kernel_size: of the local and top-down convolutions (3; 1 keeps MobileNet-SSD's 1x1 prediction path).
         attention: ``None`` / ``"se"`` / ``"cbam"`` (any :func:`cbam.nn.create_attention` spec), applied
             to each merged map right before its heads.
+        norm: ``"none"`` (convolutions with bias, the default) or ``"batch"`` (BatchNorm after each).
     """
 
     def __init__(self, in_channels: Sequence[int], channels: int = 256, attention: Any = None, kernel_size: int = 3,
-                 **attention_kwargs: Any) -> None:
+                 norm: str = "none", **attention_kwargs: Any) -> None:
         super().__init__()
-        self.local = nn.ModuleList(_conv_bn(c, channels, kernel_size) for c in in_channels)
-        self.top_down = nn.ModuleList(_conv_bn(channels, channels, kernel_size) for _ in in_channels[:-1])
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        self.local = nn.ModuleList(_conv(c, channels, kernel_size, norm) for c in in_channels)
+        self.top_down = nn.ModuleList(_conv(channels, channels, kernel_size, norm) for _ in in_channels[:-1])
         self.attn = nn.ModuleList(
             create_attention(attention, channels, **attention_kwargs) or nn.Identity() for _ in in_channels
         )
@@ -77,8 +91,8 @@ class StairNetTopDown(nn.Module):
 
 
 def stairnet(num_classes: int, backbone: str = "vgg16", attention: Any = None, size: int = 300,
-             channels: int | None = None, kernel_size: int | None = None, weights: str | Path | None = None, frozen_bn: bool = False,
-             **detector_kwargs: Any) -> SSD:
+             channels: int | None = None, kernel_size: int | None = None, norm: str = "none",
+             weights: str | Path | None = None, frozen_bn: bool = False, **detector_kwargs: Any) -> SSD:
     """StairNet detector: SSD's feature maps -> :class:`StairNetTopDown` -> torchvision SSD heads.
 
     Args:
@@ -88,6 +102,7 @@ def stairnet(num_classes: int, backbone: str = "vgg16", attention: Any = None, s
         size: input side (300 in the paper); VGG-16 needs >= 268.
         channels: C of the merged maps; default 256 for VGG-16, 128 for MobileNet.
         kernel_size: of the top-down path's convolutions; default 3 for VGG-16, 1 for MobileNet.
+        norm: of the top-down path (see :class:`StairNetTopDown`).
         weights, frozen_bn, **detector_kwargs: as for :func:`cbam.detection.ssd.ssd`.
     """
     if backbone == "vgg16" and size < 268:
@@ -96,5 +111,5 @@ def stairnet(num_classes: int, backbone: str = "vgg16", attention: Any = None, s
     vgg = backbone == "vgg16"
     channels = channels or (256 if vgg else 128)
     kernel_size = kernel_size or (3 if vgg else 1)
-    neck = StairNetTopDown(in_channels, channels, attention, kernel_size)
+    neck = StairNetTopDown(in_channels, channels, attention, kernel_size, norm)
     return build_ssd(features, neck, backbone, num_classes, size, **detector_kwargs)
