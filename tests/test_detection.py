@@ -432,3 +432,20 @@ def test_torchrun_two_processes(embedded_root, tmp_path):
     alone = evaluate(out, split="test")
     assert alone["map"] == pytest.approx(json.loads((out / "results_test.json").read_text())["map"])
     assert alone["images"] == 4
+
+
+def test_concurrent_builds_of_the_embedded_data_build_it_once(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    kw = dict(image_size=64, train_images=6, val_images=2, test_images=2, object_size=(12, 24), n_clutter=3)
+    root = tmp_path / "emb"
+    with ProcessPoolExecutor(2) as pool:
+        roots = list(pool.map(_build, [(root, kw)] * 2))
+    assert roots == [root, root]
+    assert len(embedded_detection_dataset(root, "train", "voc")) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".emb.lock", "emb"]  # no temporary folder left
+
+
+def _build(args):
+    root, kw = args
+    return build_embedded_detection(root, **kw)

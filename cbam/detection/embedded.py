@@ -23,13 +23,20 @@ both loaders of :mod:`cbam.detection.datasets` give back exactly ``[x0, y0, x1, 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import numpy as np
 from PIL import Image
@@ -146,20 +153,37 @@ def build_embedded_detection(
     meta_file = root / "meta.json"
     if meta_file.is_file() and json.loads(meta_file.read_text()) == params:
         return root
-    if root.exists() and any(root.iterdir()) and not meta_file.is_file():
-        raise ValueError(f"{root} is a non-empty folder without meta.json, not an embedded detection dataset; "
-                         "choose another folder (it is not touched)")
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _write(tmp, params)
-        (tmp / "meta.json").write_text(json.dumps(params, indent=2))
-        if root.exists():  # an outdated build of ours (it has a meta.json)
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _exclusive(root.parent / f".{root.name}.lock"):  # runs started together build it once
+        if meta_file.is_file() and json.loads(meta_file.read_text()) == params:
+            return root
+        if root.exists() and any(root.iterdir()) and not meta_file.is_file():
+            raise ValueError(f"{root} is a non-empty folder without meta.json, not an embedded detection dataset; "
+                             "choose another folder (it is not touched)")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+        try:
+            _write(tmp, params)
+            (tmp / "meta.json").write_text(json.dumps(params, indent=2))
+            if root.exists():  # an outdated build of ours (it has a meta.json)
+                shutil.rmtree(root)
+            os.replace(tmp, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_file`` (POSIX ``flock``; no lock where it is missing)."""
+    with open(lock_file, "a") as f:
+        if fcntl is None:
+            yield
+            return
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def embedded_detection_dataset(root: str | os.PathLike, split: str, fmt: str = "coco", transforms: Transform | None = None,
