@@ -113,6 +113,9 @@ def test_embedded_coco_and_voc_load_identically(embedded_root):
                 assert torch.equal(tc[key], tv[key]), key
     assert build_embedded_detection(embedded_root, image_size=64, train_images=8, val_images=4, test_images=4,
                                     object_size=(12, 24), n_clutter=3) == embedded_root  # same meta: not rebuilt
+    with pytest.raises(ValueError, match=r"built with other parameters \(images: .*it is not touched"):
+        build_embedded_detection(embedded_root, image_size=64, train_images=9, val_images=4, test_images=4,
+                                 object_size=(12, 24), n_clutter=3)
 
 
 def test_embedded_splits_use_disjoint_sources(embedded_root):

@@ -126,7 +126,8 @@ def build_embedded_detection(
     n_clutter: int = 6, noise_std: float = 0.05, seed: int = 0,
 ) -> Path:
     """Build the dataset at ``root`` (see the module docstring) unless ``root/meta.json`` already
-    records the same parameters. Built in a temporary sibling folder and moved into place.
+    records the same parameters. Built in a temporary sibling folder and moved into place; a build
+    with other parameters is never overwritten (another run may be reading it): that is an error.
 
     Args:
         image_size: canvas side S; train_images, val_images, test_images: canvases per split.
@@ -134,7 +135,8 @@ def build_embedded_detection(
         n_clutter: clutter fragments per canvas; noise_std: Gaussian noise; seed: everything.
 
     Raises:
-        ValueError: a parameter out of range, or ``root`` is a non-empty folder of something else.
+        ValueError: a parameter out of range, or ``root`` is a non-empty folder of something else or a
+            build with other parameters.
     """
     root = Path(root)
     counts = {"train": train_images, "val": val_images, "test": test_images}
@@ -157,15 +159,21 @@ def build_embedded_detection(
     with _exclusive(root.parent / f".{root.name}.lock"):  # runs started together build it once
         if meta_file.is_file() and json.loads(meta_file.read_text()) == params:
             return root
-        if root.exists() and any(root.iterdir()) and not meta_file.is_file():
-            raise ValueError(f"{root} is a non-empty folder without meta.json, not an embedded detection dataset; "
-                             "choose another folder (it is not touched)")
+        if root.exists() and any(root.iterdir()):
+            if not meta_file.is_file():
+                raise ValueError(f"{root} is a non-empty folder without meta.json, not an embedded detection dataset; "
+                                 "choose another folder (it is not touched)")
+            built = json.loads(meta_file.read_text())
+            differ = sorted(k for k in params.keys() | built.keys() if params.get(k) != built.get(k))
+            raise ValueError(f"{root} holds the embedded detection data built with other parameters ({', '.join(differ)}: "
+                             f"{[built.get(k) for k in differ]}, asked for {[params.get(k) for k in differ]}); it is not "
+                             "touched, because another run may be using it: choose another folder or delete it")
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
         try:
             _write(tmp, params)
             (tmp / "meta.json").write_text(json.dumps(params, indent=2))
-            if root.exists():  # an outdated build of ours (it has a meta.json)
-                shutil.rmtree(root)
+            if root.exists():  # an empty folder
+                root.rmdir()
             os.replace(tmp, root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
