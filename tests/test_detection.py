@@ -310,6 +310,13 @@ def test_engine_train_resume_and_eval(embedded_root, tmp_path, capsys):
 def test_config_errors():
     with pytest.raises(ValueError, match="unknown detection config key"):
         load_detect_config("detect_embedded", bogus=1)
+    cfg = load_detect_config("detect_embedded", **{"data_kwargs.train_images": 16, "model_kwargs.norm": "batch"})
+    assert cfg.data_kwargs["train_images"] == 16 and cfg.data_kwargs["format"] == "voc"  # other entries kept
+    assert cfg.model_kwargs == {"norm": "batch"}
+    with pytest.raises(ValueError, match="'epochs' is not a mapping"):
+        load_detect_config("detect_embedded", **{"epochs.x": 1})
+    # another kind of data than the recipe's: its data_kwargs (embedded build options) are dropped
+    assert load_detect_config("detect_embedded", data="voc:/d", **{"data_kwargs.classes": ["a"]}).data_kwargs == {"classes": ["a"]}
     with pytest.raises(ValueError, match="detector must be one of"):
         load_detect_config(detector="yolo")
     with pytest.raises(ValueError, match="expected embedded"):
@@ -370,7 +377,7 @@ def test_cli_trains_on_coco_and_voc_layout_folders(embedded_root, tmp_path, caps
     assert "unknown class name '0'" in capsys.readouterr().err
     assert main([*args, "--set", "data_kwargs={classes: [zero, one]}"]) == 2
     assert "unknown class name '0'; valid names are ['one', 'zero']" in capsys.readouterr().err
-    assert main([*args, "--set", "data_kwargs={classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']}"]) == 0
+    assert main([*args, "--set", "data_kwargs.classes=['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']"]) == 0
     printed = capsys.readouterr().out
     assert "test split: 4 images" in printed and "| MobileNet | StairNet + CBAM |" in printed
     assert (out / "results_test.json").is_file()

@@ -38,7 +38,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--split", default="test", help="split evaluated after training (default: test)")
     p.add_argument("--set", dest="overrides", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="any other config key, value in YAML, e.g. --set model_kwargs='{frozen_bn: true}'")
+                   help="any other config key, value in YAML, e.g. --set model_kwargs='{frozen_bn: true}' "
+                        "or one entry of a mapping: --set data_kwargs.train_images=960")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(detect_func=_run_train)
 

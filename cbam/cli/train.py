@@ -42,7 +42,8 @@ def add_config_arguments(p: argparse.ArgumentParser, *, model_flags: bool = True
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     p.add_argument("--set", dest="overrides", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="any other config key, value in YAML, e.g. --set model_kwargs='{small_input: true}'")
+                   help="any other config key, value in YAML, e.g. --set model_kwargs='{small_input: true}' "
+                        "or one entry of a mapping: --set model_kwargs.small_input=true")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

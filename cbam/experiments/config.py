@@ -108,8 +108,23 @@ def read_yaml(name_or_path: str | Path) -> dict[str, Any]:
 
 
 def build_config(cls: type, values: dict[str, Any], overrides: dict[str, Any], what: str = "config") -> Any:
-    """``cls(**values)`` with the non-``None`` ``overrides`` applied; unknown keys raise ``ValueError``."""
-    values = values | {k: v for k, v in overrides.items() if v is not None}
+    """``cls(**values)`` with the non-``None`` ``overrides`` applied; unknown keys raise ``ValueError``.
+
+    A dotted override ``"data_kwargs.train_images": 960`` sets one entry of a mapping-valued key and
+    keeps its other entries.
+    """
+    values = dict(values)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        head, dot, entry = key.partition(".")
+        if not dot:
+            values[key] = value
+            continue
+        current = values.get(head) or {}
+        if not isinstance(current, dict) or not entry:
+            raise ValueError(f"{what} override {key!r}: {head!r} is not a mapping of options")
+        values[head] = {**current, entry: value}
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
