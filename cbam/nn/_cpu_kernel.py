@@ -8,15 +8,17 @@ PyTorch implementation. ``CBAM_CPU_KERNEL=0`` in the environment disables the ke
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-__all__ = ["ENV_VAR", "available", "build_seconds"]
+__all__ = ["ENV_VAR", "available", "build_seconds", "disabled"]
 
 ENV_VAR = "CBAM_CPU_KERNEL"
 _SOURCE = Path(__file__).with_name("csrc") / "fused_cpu.cpp"
@@ -24,18 +26,30 @@ _NAME = "cbam_fused_cpu"
 _LOCK = threading.Lock()
 _STATE: bool | None = None  # None: not tried yet; True: loaded; False: the build failed
 _BUILD_SECONDS: float | None = None
+_SUSPENDED = False
 
 
 def available() -> bool:
     """Whether the C++ kernels may be used: not disabled by ``CBAM_CPU_KERNEL=0`` and built (builds on first call)."""
     global _STATE
-    if os.environ.get(ENV_VAR, "1").strip() == "0":
+    if _SUSPENDED or os.environ.get(ENV_VAR, "1").strip() == "0":
         return False
     if _STATE is None:
         with _LOCK:
             if _STATE is None:
                 _STATE = _load()
     return _STATE
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """``with disabled(): ...`` runs the fused operator on PyTorch operations (benchmarks, tests)."""
+    global _SUSPENDED
+    previous, _SUSPENDED = _SUSPENDED, True
+    try:
+        yield
+    finally:
+        _SUSPENDED = previous
 
 
 def build_seconds() -> float | None:
