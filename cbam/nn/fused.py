@@ -7,11 +7,17 @@ forward and backward:
 
 * it saves only the block input F, the attention maps M_c (B, C) and M_s (B, 1, H, W), the pooled
   descriptors and the argmax indices of both max pools (B, C) and (B, H, W), all small but F;
-* the forward allocates one full-size tensor (the output; M_s is applied in place), the backward one
-  (``dx``, which first holds ``grad * F`` for the two reductions that need it);
-* channel-axis means are batched matrix-vector products (``bmm``), a contiguous pass, rather than
-  reductions over the strided channel axis;
-* in inference (no gradient needed) the max pools skip their indices.
+* on the CPU the full-size passes are C++/OpenMP kernels (``csrc/fused_cpu.cpp``, compiled on first
+  use, see :mod:`cbam.nn._cpu_kernel`): forward = H x W pools of F (1 read), channel pools of
+  M_c * F without writing it (1 read), F * M_c * M_s (1 read, 1 write); backward = sum_c and sum_hw
+  of grad * F together (1 read of each), the descriptor part of dL/dM_c (1 read of F, CBAM only),
+  dL/dF (1 read of grad, 1 write). No full-size temporary besides the output and dx;
+* where the kernels cannot be built (a warning says so once), with ``CBAM_CPU_KERNEL=0`` and on
+  other devices the same passes are PyTorch operations: the forward allocates one full-size tensor
+  (the output; M_s is applied in place), the backward one (``dx``, which first holds ``grad * F``),
+  channel-axis means are batched matrix-vector products; in inference the max pools skip indices;
+* the small parts (shared MLP, k x k conv, BatchNorm, sigmoids) are PyTorch operations with explicit
+  backward formulas in both cases.
 
 Differences from the reference path: sums are taken in another order (results agree to ~1e-6
 relative in fp32), and at exact ties of a max pool the gradient goes to the first maximal element
