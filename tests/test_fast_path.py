@@ -512,3 +512,12 @@ def test_onnx_export_resnet18_cbam(tmp_path):
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(got), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_empty_inputs_take_reference_path():
+    m = SqueezeExcitation(8, 4)
+    for shape in [(0, 8, 5, 5), (2, 8, 0, 5)]:
+        x = torch.randn(shape)
+        assert not fused.supports(x, m, None)
+        with torch.no_grad():
+            assert m(x).shape == shape
