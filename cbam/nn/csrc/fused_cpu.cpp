@@ -24,7 +24,6 @@ namespace {
 using at::Tensor;
 
 constexpr int64_t kBlock = 1024;  // H*W positions per task of a channel-axis pass
-constexpr int kLanes = 8;         // independent accumulators of a reduction along H*W
 constexpr int64_t kGrain = 1 << 15;  // elements below which a pass runs on one thread
 
 struct Dims {
