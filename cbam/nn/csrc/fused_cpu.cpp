@@ -57,37 +57,44 @@ Tensor empty_or_none(bool present, at::IntArrayRef shape, const at::TensorOption
 
 // ---- row loops (restrict-qualified so that GCC vectorizes them) -----------------------------------
 
-template <typename T>
-inline T row_sum(const T* __restrict__ x, int64_t n) {
-  T s = 0;
-  for (int64_t j = 0; j < n; ++j) s += x[j];
-  return s;
-}
-
-// Maximum of a row (NaN aside: the caller checks for NaN). GCC does not vectorize this reduction
-// on its own, so it is written with GCC/Clang vector extensions: two 32-byte accumulators.
-template <typename T>
-inline T row_max(const T* __restrict__ x, int64_t n) {
+// Sum and (kMax) maximum of a row in one loop (NaN aside: the caller checks the sum for NaN). GCC
+// does not vectorize the max reduction on its own, so the loop uses GCC/Clang vector extensions:
+// two 32-byte accumulators of each.
+template <typename T, bool kMax>
+inline void row_sum_max(const T* __restrict__ x, int64_t n, T& sum, T& max) {
   typedef T V __attribute__((vector_size(32)));
   constexpr int64_t L = 32 / sizeof(T);
-  T best = x[0];
+  T s = 0, best = x[0];
   int64_t j = 0;
   if (n >= 2 * L) {
     V m0, m1;
     std::memcpy(&m0, x, sizeof(V));
     std::memcpy(&m1, x + L, sizeof(V));
+    V s0 = m0, s1 = m1;
     for (j = 2 * L; j + 2 * L <= n; j += 2 * L) {
       V v0, v1;
       std::memcpy(&v0, x + j, sizeof(V));
       std::memcpy(&v1, x + j + L, sizeof(V));
-      m0 = v0 > m0 ? v0 : m0;
-      m1 = v1 > m1 ? v1 : m1;
+      s0 += v0;
+      s1 += v1;
+      if (kMax) {
+        m0 = v0 > m0 ? v0 : m0;
+        m1 = v1 > m1 ? v1 : m1;
+      }
     }
+    s0 += s1;
     m0 = m1 > m0 ? m1 : m0;
-    for (int64_t l = 0; l < L; ++l) best = m0[l] > best ? m0[l] : best;
+    for (int64_t l = 0; l < L; ++l) {
+      s += s0[l];
+      if (kMax) best = m0[l] > best ? m0[l] : best;
+    }
   }
-  for (; j < n; ++j) best = x[j] > best ? x[j] : best;
-  return best;
+  for (; j < n; ++j) {
+    s += x[j];
+    if (kMax) best = x[j] > best ? x[j] : best;
+  }
+  sum = s;
+  max = best;
 }
 
 // Index of the first element equal to v, or of the first NaN when v is NaN.
@@ -184,15 +191,15 @@ inline void row_channel_pool(T* __restrict__ sum, T* __restrict__ m, int32_t* __
 // ---- forward -------------------------------------------------------------------------------------
 
 // Per row (b, c): mean, max and first argmax over N; one read from memory (the row then sits in cache).
-template <typename T>
+template <typename T, bool kMax>
 void hw_pool_kernel(const T* x, int64_t rows, int64_t n, T* avg, T* mx, int64_t* idx) {
   at::parallel_for(0, rows, grain_rows(n), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* row = x + r * n;
-      const T total = row_sum(row, n);
+      T total, best;
+      row_sum_max<T, kMax>(row, n, total, best);
       if (avg) avg[r] = total / static_cast<T>(n);
-      if (mx) {
-        T best = row_max(row, n);
+      if (kMax) {
         if (std::isnan(total)) {  // a NaN in the row is its maximum (torch.max semantics)
           for (int64_t k = 0; k < n; ++k) {
             if (std::isnan(row[k])) {
@@ -216,10 +223,14 @@ std::tuple<Tensor, Tensor, Tensor> hw_pool(const Tensor& x, bool want_avg, bool 
   Tensor mx = empty_or_none(want_max, {d.b, d.c}, opt);
   Tensor idx = empty_or_none(want_max && want_index, {d.b, d.c}, opt.dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "cbam_cpu::hw_pool", [&] {
-    hw_pool_kernel<scalar_t>(x.const_data_ptr<scalar_t>(), d.b * d.c, d.n,
-                             want_avg ? avg.mutable_data_ptr<scalar_t>() : nullptr,
-                             want_max ? mx.mutable_data_ptr<scalar_t>() : nullptr,
-                             want_max && want_index ? idx.mutable_data_ptr<int64_t>() : nullptr);
+    scalar_t* avg_p = want_avg ? avg.mutable_data_ptr<scalar_t>() : nullptr;
+    if (want_max) {
+      hw_pool_kernel<scalar_t, true>(x.const_data_ptr<scalar_t>(), d.b * d.c, d.n, avg_p,
+                                     mx.mutable_data_ptr<scalar_t>(),
+                                     want_index ? idx.mutable_data_ptr<int64_t>() : nullptr);
+    } else {
+      hw_pool_kernel<scalar_t, false>(x.const_data_ptr<scalar_t>(), d.b * d.c, d.n, avg_p, nullptr, nullptr);
+    }
   });
   return {avg, mx, idx};
 }
