@@ -13,11 +13,13 @@ __all__ = ["machine_line", "interleaved", "print_table"]
 
 
 def machine_line() -> str:
-    """One line naming torch, the thread count and the 1/5/15-minute load average."""
+    """One line naming torch, the thread count, the 1/5/15-minute load average and allocator settings."""
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    allocator = [f"{k}={os.environ[k]}" for k in ("GLIBC_TUNABLES", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD") if k in os.environ]
     return (
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average (1/5/15 min) {load}"
+        + (f", allocator settings: {' '.join(allocator)}" if allocator else "")
     )
 
 

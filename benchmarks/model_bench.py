@@ -1,4 +1,4 @@
-"""ResNet-50: plain vs +SE vs +CBAM (ours, fused and reference path) vs timm's CBAM ResNet-50.
+"""ResNet-50: plain vs +SE vs +CBAM (ours, fused and reference path) vs timm's SE and CBAM ResNet-50s.
 
 Batch 8 at 224 x 224, fp32, eager. For each model: a training step (forward, cross-entropy,
 backward, SGD step), inference (eval, ``torch.inference_mode``) and the bytes autograd saves for
@@ -8,11 +8,15 @@ models, repeated) and reported as medians and as ratios to our plain ResNet-50 (
 also against timm's plain ``resnet50``).
 
     python -m benchmarks.model_bench            # 5 interleaved rounds
-    python -m benchmarks.model_bench --quick    # 2 rounds; our plain, SE and fused CBAM and timm's CBAM only
+    python -m benchmarks.model_bench --quick    # 2 rounds; no reference-path or PyTorch-fused rows, no timm plain
+
+Our fused rows use the C++ CPU kernels of :mod:`cbam.nn.fused` when they build; the "py fused" row
+runs the same operator on PyTorch operations (``CBAM_CPU_KERNEL=0``).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 
 import timm
@@ -21,12 +25,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from cbam.models import create_model
-from cbam.nn import fast_path
+from cbam.nn import _cpu_kernel, fast_path
 
 from ._timing import interleaved, machine_line, print_table
 
 
-def saved_bytes(model: nn.Module, x: torch.Tensor, fast: bool) -> int:
+def _path(mode: str) -> contextlib.AbstractContextManager:
+    """``"fused"``: the fast path with the C++ kernels; ``"py"``: the fast path on PyTorch operations;
+    ``"ref"``: the modules' reference path."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(fast_path(mode != "ref"))
+    if mode == "py":
+        stack.enter_context(_cpu_kernel.disabled())
+    return stack
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor, mode: str) -> int:
     """Bytes of the distinct storages autograd saves for backward during one training forward."""
     storages: dict[int, int] = {}
 
@@ -36,18 +50,18 @@ def saved_bytes(model: nn.Module, x: torch.Tensor, fast: bool) -> int:
         return t
 
     model.train()
-    with fast_path(fast), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with _path(mode), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = model(x)
     del out
     return sum(storages.values())
 
 
-def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fast: bool) -> Callable[[], None]:
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str) -> Callable[[], None]:
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
     def run() -> None:
         model.train()
-        with fast_path(fast):
+        with _path(mode):
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -56,10 +70,10 @@ def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fast: bool) 
     return run
 
 
-def _inference(model: nn.Module, x: torch.Tensor, fast: bool) -> Callable[[], None]:
+def _inference(model: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
     def run() -> None:
         model.eval()
-        with fast_path(fast), torch.inference_mode():
+        with _path(mode), torch.inference_mode():
             model(x)
 
     return run
@@ -76,22 +90,28 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rounds = 2 if args.quick else args.rounds
-    # name -> (model, fast path on)
-    models: dict[str, tuple[nn.Module, bool]] = {
-        "resnet50": (create_model("resnet50"), True),
-        "resnet50+SE": (create_model("resnet50", attention="se"), True),
-        "resnet50+CBAM (ours, fused)": (create_model("resnet50", attention="cbam"), True),
-        "resnet50+CBAM (ours, reference)": (create_model("resnet50", attention="cbam"), False),
-        "timm resnet50": (timm.create_model("resnet50"), True),
-        "timm resnet50 cbam": (timm.create_model("resnet50", block_args=dict(attn_layer="cbam")), True),
+    # name -> (model, path: "fused" | "py" | "ref")
+    models: dict[str, tuple[nn.Module, str]] = {
+        "resnet50": (create_model("resnet50"), "fused"),
+        "resnet50+SE": (create_model("resnet50", attention="se"), "fused"),
+        "resnet50+SE (py fused)": (create_model("resnet50", attention="se"), "py"),
+        "resnet50+CBAM (ours, fused)": (create_model("resnet50", attention="cbam"), "fused"),
+        "resnet50+CBAM (ours, py fused)": (create_model("resnet50", attention="cbam"), "py"),
+        "resnet50+CBAM (ours, reference)": (create_model("resnet50", attention="cbam"), "ref"),
+        "timm resnet50": (timm.create_model("resnet50"), "fused"),
+        "timm resnet50 se": (timm.create_model("resnet50", block_args=dict(attn_layer="se")), "fused"),
+        "timm resnet50 cbam": (timm.create_model("resnet50", block_args=dict(attn_layer="cbam")), "fused"),
     }
     if args.quick:
-        models = {k: v for k, v in models.items() if k not in ("resnet50+CBAM (ours, reference)", "timm resnet50")}
+        skip = ("resnet50+SE (py fused)", "resnet50+CBAM (ours, py fused)", "resnet50+CBAM (ours, reference)", "timm resnet50")
+        models = {k: v for k, v in models.items() if k not in skip}
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 1000, (args.batch,))
     print(f"model_bench: batch {args.batch} at {args.size}x{args.size}, {rounds} interleaved rounds, fp32, eager")
+    kernel = _cpu_kernel.available()
+    print(f"C++ CPU kernel: {'loaded' if kernel else 'unavailable'} in {_cpu_kernel.build_seconds():.1f} s")
     print("start: " + machine_line(), flush=True)
-    saved = {name: saved_bytes(m, x, fast) for name, (m, fast) in models.items()}
+    saved = {name: saved_bytes(m, x, mode) for name, (m, mode) in models.items()}
     train = interleaved({n: _train_step(m, x, y, f) for n, (m, f) in models.items()}, rounds)
     print("after train: " + machine_line(), flush=True)
     infer = interleaved({n: _inference(m, x, f) for n, (m, f) in models.items()}, rounds)

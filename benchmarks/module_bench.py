@@ -1,7 +1,8 @@
 """Module-level CBAM benchmark at the four ResNet-50 stage shapes (batch 16).
 
-Variants: our CBAM on the fused path (``fast``), our CBAM on the reference path (``ref``), timm's
-``CbamModule`` (``timm``), our SE (``se``) and the floor: one ``x * s`` with its backward, ``s`` a
+Variants: our CBAM on the fused path with its C++ CPU kernels (``fast``), the same fused operator on
+PyTorch operations (``py``, ``CBAM_CPU_KERNEL=0``), our CBAM on the reference path (``ref``), timm's
+``CbamModule`` (``timm``), our SE (``se``; ``se_py`` on PyTorch operations) and the floor: one ``x * s`` with its backward, ``s`` a
 (B, 1, H, W) gate (``floor``). Modes: forward in inference (eval, no grad) and a training
 forward+backward (train mode, gradient of a fixed random tensor). Layouts: NCHW and channels-last
 (our modules fall back to the reference path for channels-last inputs).
@@ -12,18 +13,19 @@ forward+backward (train mode, gradient of a fixed random tensor). Layouts: NCHW 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 
 import torch
 from timm.layers.cbam import CbamModule
 from torch import nn
 
-from cbam.nn import CBAM, SqueezeExcitation, fast_path
+from cbam.nn import CBAM, SqueezeExcitation, _cpu_kernel, fast_path
 
 from ._timing import interleaved, machine_line, print_table
 
 STAGES = ((256, 56), (512, 28), (1024, 14), (2048, 7))  # (C, H = W) of ResNet-50's stages 1-4
-VARIANTS = ("fast", "ref", "timm", "se", "floor")
+VARIANTS = ("fast", "py", "ref", "timm", "se", "se_py", "floor")
 
 
 class _Floor(nn.Module):
@@ -37,9 +39,11 @@ class _Floor(nn.Module):
         return x * self.s
 
 
-def _case(module: nn.Module, x: torch.Tensor, grad: torch.Tensor | None, fast: bool) -> Callable[[], None]:
+def _case(
+    module: nn.Module, x: torch.Tensor, grad: torch.Tensor | None, fast: bool, kernel: bool = True
+) -> Callable[[], None]:
     def run() -> None:
-        with fast_path(fast):
+        with fast_path(fast), (contextlib.nullcontext() if kernel else _cpu_kernel.disabled()):
             if grad is None:
                 with torch.no_grad():
                     module(x)
@@ -63,16 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 3 if args.quick else args.rounds
     layouts = ("nchw",) if args.quick else ("nchw", "channels_last")
     print(f"module_bench: batch {args.batch}, {rounds} interleaved rounds, fp32, eager")
+    kernel = _cpu_kernel.available()
+    print(f"C++ CPU kernel: {'loaded' if kernel else 'unavailable'} in {_cpu_kernel.build_seconds():.1f} s")
     print("start: " + machine_line())
-    header = ["shape", "layout", "mode", *[f"{v} ms" for v in VARIANTS], "timm/fast", "ref/fast", "fast/floor"]
+    header = ["shape", "layout", "mode", *[f"{v} ms" for v in VARIANTS], "timm/fast", "py/fast", "ref/fast", "fast/floor"]
     rows = []
     for channels, size in STAGES:
         shape = (args.batch, channels, size, size)
         modules = {
             "fast": CBAM(channels),
+            "py": CBAM(channels),
             "ref": CBAM(channels),
             "timm": CbamModule(channels),
             "se": SqueezeExcitation(channels),
+            "se_py": SqueezeExcitation(channels),
             "floor": _Floor(args.batch, size),
         }
         for layout in layouts:
@@ -84,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                 cases = {}
                 for name, module in modules.items():
                     module.train(training)
-                    cases[name] = _case(module, x, grad if training else None, fast=name != "ref")
+                    cases[name] = _case(module, x, grad if training else None, fast=name != "ref", kernel=name not in ("py", "se_py"))
                 ms = {k: 1e3 * v for k, v in interleaved(cases, rounds).items()}
                 rows.append(
                     ["x".join(map(str, shape)), layout, mode, *[f"{ms[v]:.1f}" for v in VARIANTS],
-                     f"{ms['timm'] / ms['fast']:.2f}x", f"{ms['ref'] / ms['fast']:.2f}x",
+                     f"{ms['timm'] / ms['fast']:.2f}x", f"{ms['py'] / ms['fast']:.2f}x", f"{ms['ref'] / ms['fast']:.2f}x",
                      f"{ms['fast'] / ms['floor']:.2f}x"]
                 )
                 print("  " + " | ".join(rows[-1]), flush=True)

@@ -1,7 +1,16 @@
-"""The fused CBAM operator (cbam.nn.fused) against the modules' reference path."""
+"""The fused CBAM operator (cbam.nn.fused) against the modules' reference path.
+
+The fused operator has two CPU implementations of its full-size passes: the C++ kernels
+(cbam/nn/csrc/fused_cpu.cpp, ``backend="cpp"``, built on first use) and PyTorch operations
+(``backend="torch"``, the fallback); the equivalence tests run both.
+"""
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import shutil
+import warnings
 
 import pytest
 import torch
@@ -9,7 +18,7 @@ from torch import nn
 
 import cbam.nn.fused as fused
 from cbam.models import create_model
-from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path, set_fast_path
+from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, _cpu_kernel, fast_path, set_fast_path
 
 # Every variant the fused path covers: name -> (channels -> module).
 COVERED = {
@@ -27,7 +36,20 @@ COVERED = {
     "spatial_max_norm_train": lambda c: SpatialAttention(None, 3, order=("max",), norm=True),
     "spatial_norm_eval": lambda c: _eval_norm(SpatialAttention(c, 3, norm=True)),
 }
-SHAPES = [(2, 16, 7, 9), (3, 8, 1, 1)]
+SHAPES = [(2, 16, 7, 9), (3, 8, 1, 1), (2, 4, 37, 29)]  # the last: H*W > the kernels' 1024-position blocks
+BACKENDS = ["cpp", "torch"]
+
+
+@contextlib.contextmanager
+def _backend(name: str):
+    """Run the fused operator on the C++ kernels (skip if they did not build) or on PyTorch operations."""
+    if name == "cpp":
+        if not _cpu_kernel.available():
+            pytest.skip("the C++ CPU kernel is unavailable here")
+        yield
+    else:
+        with _cpu_kernel.disabled():
+            yield
 
 
 @pytest.fixture(autouse=True)
@@ -55,13 +77,15 @@ def _official(c: int, train: bool) -> nn.Module:
     return m.train(train)
 
 
-def _run(m: nn.Module, x: torch.Tensor, grad: torch.Tensor, fast: bool) -> dict[str, torch.Tensor]:
+def _run(
+    m: nn.Module, x: torch.Tensor, grad: torch.Tensor, fast: bool, backend: str = "cpp"
+) -> dict[str, torch.Tensor]:
     """Output, input gradient, parameter gradients and buffers after one forward+backward."""
     m = copy.deepcopy(m)
     x = x.detach().clone().requires_grad_()
-    with fast_path(fast):
+    with fast_path(fast), _backend(backend):
         out = m(x)
-    out.backward(grad)
+        out.backward(grad)
     result = {"out": out.detach(), "dx": x.grad}
     result.update({f"grad.{n}": p.grad for n, p in m.named_parameters()})
     result.update({f"buffer.{n}": b for n, b in m.named_buffers()})
@@ -73,35 +97,38 @@ def _skip_single_value_batchnorm(name: str, shape: tuple[int, ...]) -> None:
         pytest.skip("BatchNorm in train mode needs more than one value per channel")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", COVERED)
-def test_fast_matches_reference_float64(name, shape):
+def test_fast_matches_reference_float64(name, shape, backend):
     _skip_single_value_batchnorm(name, shape)
     torch.manual_seed(0)
     m = COVERED[name](shape[1]).double()
     x, grad = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
     assert fused.supports(x, *(_parts(m)))
-    fast, ref = _run(m, x, grad, True), _run(m, x, grad, False)
+    fast, ref = _run(m, x, grad, True, backend), _run(m, x, grad, False)
     assert fast.keys() == ref.keys()
     for key in ref:
         torch.testing.assert_close(fast[key], ref[key], msg=f"{name}: {key}")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", COVERED)
-def test_fast_forward_float32_within_1e5(name):
+def test_fast_forward_float32_within_1e5(name, backend):
     torch.manual_seed(1)
     m = COVERED[name](32)
     x = torch.randn(4, 32, 14, 14)
     with torch.no_grad():
-        with fast_path(True):
+        with fast_path(True), _backend(backend):
             fast = m(x)
         with fast_path(False):
             ref = m(x)
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", COVERED)
-def test_gradcheck_float64(name):
+def test_gradcheck_float64(name, backend):
     torch.manual_seed(2)
     m = COVERED[name](8).double()
     names = [n for n, _ in m.named_parameters()]
@@ -110,7 +137,175 @@ def test_gradcheck_float64(name):
     def f(x, *params):
         return torch.func.functional_call(m, dict(zip(names, params)), (x,))
 
-    assert torch.autograd.gradcheck(f, (x, *m.parameters()), fast_mode=True)
+    with _backend(backend):
+        assert torch.autograd.gradcheck(f, (x, *m.parameters()), fast_mode=True)
+
+
+ONE_CHANNEL = {
+    "cbam": lambda: CBAM(1, 1),
+    "cbam_official_train": lambda: CBAM(1, 1, layout="official"),
+    "se": lambda: SqueezeExcitation(1, 1),
+    "channel_max": lambda: ChannelAttention(1, 1, pools=("max",)),
+    "spatial": lambda: SpatialAttention(1, 3),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ONE_CHANNEL)
+def test_one_channel(name, backend):
+    torch.manual_seed(8)
+    m = ONE_CHANNEL[name]().double()
+    x = torch.randn(2, 1, 5, 3, dtype=torch.float64)
+    grad = torch.randn_like(x)
+    assert fused.supports(x, *_parts(m))
+    fast, ref = _run(m, x, grad, True, backend), _run(m, x, grad, False)
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], msg=f"{name}: {key}")
+    names = [n for n, _ in m.named_parameters()]
+    xg = x.clone().requires_grad_()
+
+    def f(x, *params):
+        return torch.func.functional_call(m, dict(zip(names, params)), (x,))
+
+    with _backend(backend):
+        assert torch.autograd.gradcheck(f, (xg, *m.parameters()), fast_mode=True)
+
+
+TIES = {
+    "cbam_max": lambda: CBAM(6, 2, pools=("max",), spatial_order=("max",)),
+    "channel_max": lambda: ChannelAttention(6, 2, pools=("max",)),
+    "spatial_max": lambda: SpatialAttention(6, 3, order=("max", "avg")),
+}
+
+
+@pytest.mark.parametrize("name", TIES)
+def test_max_pool_ties_go_to_the_first_maximum_in_both_backends(name):
+    """Integer-valued inputs tie in every max pool: both backends route the gradient to the first
+    maximal element (the reference's ``amax`` splits it among the ties, so only outputs are compared to it)."""
+    if not _cpu_kernel.available():
+        pytest.skip("the C++ CPU kernel is unavailable here")
+    torch.manual_seed(9)
+    m = TIES[name]().double()
+    x = torch.randint(-1, 2, (3, 6, 4, 5)).double()
+    grad = torch.randn_like(x)
+    cpp, torch_path, ref = _run(m, x, grad, True, "cpp"), _run(m, x, grad, True, "torch"), _run(m, x, grad, False)
+    torch.testing.assert_close(cpp["out"], ref["out"])
+    for key in torch_path:
+        torch.testing.assert_close(cpp[key], torch_path[key], msg=f"{name}: {key}")
+
+
+def test_kernel_argmax_is_the_first_maximum():
+    if not _cpu_kernel.available():
+        pytest.skip("the C++ CPU kernel is unavailable here")
+    ops = torch.ops.cbam_cpu
+    x = torch.randint(0, 3, (2, 5, 7, 9)).float()
+    x[0, :, 2, 3] = 2.0  # every channel ties at one position
+    avg, mx, index = ops.hw_pool(x, True, True, True)
+    xf = x.view(2, 5, 63)
+    torch.testing.assert_close(avg, xf.mean(2))
+    torch.testing.assert_close(mx, xf.amax(2))
+    torch.testing.assert_close(index, xf.argmax(2))  # argmax returns the first maximal index
+    scale = torch.tensor([[1.0, 2.0, 1.0, 2.0, 0.5]]).expand(2, 5).contiguous()
+    avg, mx, index = ops.channel_pool(x, scale, True, True, True)
+    y = xf * scale.unsqueeze(2)
+    torch.testing.assert_close(avg, y.mean(1))
+    torch.testing.assert_close(mx, y.amax(1))
+    torch.testing.assert_close(index, y.argmax(1))
+    assert int(index[0, 2 * 9 + 3]) == 1  # 2 * 2.0 wins at the tied position
+
+
+@pytest.mark.parametrize("name", ["cbam_paper", "spatial", "se"])
+def test_nan_propagates_like_reference(name):
+    if not _cpu_kernel.available():
+        pytest.skip("the C++ CPU kernel is unavailable here")
+    m = COVERED[name](8)
+    x = torch.randn(2, 8, 6, 7)
+    x[1, 3, 2, 4] = float("nan")
+    with torch.no_grad():
+        fast = m(x)
+        with fast_path(False):
+            ref = m(x)
+    torch.testing.assert_close(fast, ref, equal_nan=True)
+    assert fast[1].isnan().any() and not fast[0].isnan().any()
+
+
+def test_cpp_kernel_with_two_threads_matches_reference():
+    if not _cpu_kernel.available():
+        pytest.skip("the C++ CPU kernel is unavailable here")
+    torch.manual_seed(10)
+    torch.set_num_threads(2)  # the autouse fixture restores the count
+    m = CBAM(16, 4, layout="official").double()
+    x = torch.randn(3, 16, 40, 30, dtype=torch.float64)  # 3 x 2 position blocks, 48 rows
+    grad = torch.randn_like(x)
+    fast, ref = _run(m, x, grad, True, "cpp"), _run(m, x, grad, False)
+    for key in ref:
+        torch.testing.assert_close(fast[key], ref[key], msg=key)
+
+
+def _spy(monkeypatch, *names: str) -> dict[str, int]:
+    calls = {name: 0 for name in names}
+    for name in names:
+        original = getattr(fused, name)
+
+        def spy(*args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(fused, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("module", [CBAM(8, 4), SqueezeExcitation(8, 4), SpatialAttention(8)], ids=["cbam", "se", "spatial"])
+def test_cpp_kernel_is_used_when_available(module, monkeypatch):
+    monkeypatch.delenv(_cpu_kernel.ENV_VAR, raising=False)
+    if not _cpu_kernel.available():
+        pytest.skip("the C++ CPU kernel is unavailable here")
+    calls = _spy(monkeypatch, "_forward_cpu", "_backward_cpu", "_forward_torch", "_backward_torch")
+    x = torch.randn(2, 8, 5, 6, requires_grad=True)
+    module(x).sum().backward()
+    assert calls == {"_forward_cpu": 1, "_backward_cpu": 1, "_forward_torch": 0, "_backward_torch": 0}
+
+
+def test_cpu_kernel_builds_where_a_compiler_exists(monkeypatch):
+    """On a machine with a C++ compiler and ninja the kernel must build: a broken build fails here
+    instead of silently falling back everywhere else."""
+    if shutil.which(os.environ.get("CXX", "c++")) is None or shutil.which("ninja") is None:
+        pytest.skip("no C++ compiler or ninja")
+    monkeypatch.delenv(_cpu_kernel.ENV_VAR, raising=False)
+    assert _cpu_kernel.available()
+    assert _cpu_kernel.build_seconds() is not None
+
+
+def test_env_var_disables_cpp_kernel(monkeypatch):
+    monkeypatch.setenv(_cpu_kernel.ENV_VAR, "0")
+    calls = _spy(monkeypatch, "_forward_cpu", "_backward_cpu", "_forward_torch", "_backward_torch")
+    m = CBAM(8, 4)
+    x = torch.randn(2, 8, 5, 6, requires_grad=True)
+    m(x).sum().backward()
+    assert calls == {"_forward_cpu": 0, "_backward_cpu": 0, "_forward_torch": 1, "_backward_torch": 1}
+
+
+def test_failed_build_warns_once_and_falls_back(monkeypatch):
+    from torch.utils import cpp_extension
+
+    def no_compiler(**kwargs):
+        raise RuntimeError("Error building extension 'cbam_fused_cpu': c++: not found")
+
+    monkeypatch.delenv(_cpu_kernel.ENV_VAR, raising=False)
+    monkeypatch.setattr(_cpu_kernel, "_STATE", None)  # restored afterwards, like the patched loader
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    calls = _spy(monkeypatch, "_forward_cpu", "_forward_torch")
+    m = CBAM(8, 4)
+    x = torch.randn(2, 8, 5, 6)
+    with pytest.warns(RuntimeWarning, match="could not be built"):
+        out = m(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        again = m(x)
+    assert calls == {"_forward_cpu": 0, "_forward_torch": 2}
+    with fast_path(False):
+        torch.testing.assert_close(out, m(x))
+    torch.testing.assert_close(again, out)
 
 
 def _is_fused(out: torch.Tensor) -> bool:
@@ -317,3 +512,12 @@ def test_onnx_export_resnet18_cbam(tmp_path):
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(got), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_empty_inputs_take_reference_path():
+    m = SqueezeExcitation(8, 4)
+    for shape in [(0, 8, 5, 5), (2, 8, 0, 5)]:
+        x = torch.randn(shape)
+        assert not fused.supports(x, m, None)
+        with torch.no_grad():
+            assert m(x).shape == shape
