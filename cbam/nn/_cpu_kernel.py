@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sys
 import threading
 import time
 import warnings
@@ -65,11 +67,20 @@ def _cflags() -> list[str]:
     return flags
 
 
+def _put_ninja_on_path() -> None:
+    """torch runs ``ninja`` from PATH: add the environment's own (the ``ninja`` wheel) when PATH has none."""
+    here = Path(sys.executable).parent
+    if shutil.which("ninja") is None and shutil.which("ninja", path=str(here)) is not None:
+        os.environ["PATH"] = f"{here}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def _load() -> bool:
     global _BUILD_SECONDS
     start = time.perf_counter()
     try:
         from torch.utils import cpp_extension
+
+        _put_ninja_on_path()
 
         cpp_extension.load(
             name=_NAME,
