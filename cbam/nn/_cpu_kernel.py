@@ -9,6 +9,7 @@ PyTorch implementation. ``CBAM_CPU_KERNEL=0`` in the environment disables the ke
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -67,6 +68,19 @@ def _cflags() -> list[str]:
     return flags
 
 
+def _import_cpp_extension():
+    """``torch.utils.cpp_extension``, without its import-time "No CUDA runtime is found" log line
+    (a CPU build needs no CUDA runtime)."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        log.setLevel(level)
+    return cpp_extension
+
+
 def _put_ninja_on_path() -> None:
     """torch runs ``ninja`` from PATH: add the environment's own (the ``ninja`` wheel) when PATH has none."""
     here = Path(sys.executable).parent
@@ -78,9 +92,8 @@ def _load() -> bool:
     global _BUILD_SECONDS
     start = time.perf_counter()
     try:
-        from torch.utils import cpp_extension
-
         _put_ninja_on_path()
+        cpp_extension = _import_cpp_extension()
 
         cpp_extension.load(
             name=_NAME,
