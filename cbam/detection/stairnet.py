@@ -18,7 +18,9 @@ Our reading of the details (the CBAM paper gives none; StairNet's code is not pu
   convolutions; C = 256 for VGG-16 and 128 for MobileNet (the widths at which SE adds Table 7's
   +0.1M and +0.01M). With these, MobileNet StairNet has 5.95M parameters (paper 5.98M) but VGG-16
   StairNet 34.1M (paper 32.0M): the paper's VGG top-down path is lighter than 3x3 convolutions at
-  C = 256 and we do not know how.
+  C = 256 and we do not know how. C is a bottleneck before the heads: on the embedded detection
+  data a plain MobileNet StairNet gave 31.9 / 42.0 / 56.6 % VOC07 mAP at C = 128 / 256 / 512
+  (``docs/RESULTS.md``), so ``channels`` is an option.
 - The merged map g_i goes through SE / CBAM (or nothing) and then to SSD's classification and box
   heads, which therefore all see C channels.
 - No normalisation in the new path by default: its convolutions have biases, as FPN's lateral and
