@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from cbam.cli import main
+from _ddp import rank_saving_script
 from cbam.detection.backbone import load_backbone_weights
 from cbam.detection.config import load_detect_config
 from cbam.detection.datasets import CocoDetectionDataset, VOCDetectionDataset
@@ -395,19 +396,6 @@ def test_cli_trains_on_coco_and_voc_layout_folders(embedded_root, tmp_path, caps
     assert row["map"] == pytest.approx(json.loads((out / "results_test.json").read_text())["map"])
 
 
-_DDP_DETECT = """
-import os, sys, torch
-import cbam.detection.task as T
-from cbam.cli import main
-
-real_fit = T.fit
-def fit(model, *args, **kwargs):  # keep each rank's final weights for the test
-    records = real_fit(model, *args, **kwargs)
-    torch.save(model.state_dict(), os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.pt"))
-    return records
-T.fit = fit
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 @pytest.mark.timeout(1200)
@@ -419,8 +407,7 @@ def test_torchrun_two_processes(embedded_root, tmp_path):
 
     from safetensors.torch import load_file
 
-    script = tmp_path / "ddp_detect.py"
-    script.write_text(_DDP_DETECT)
+    script = rank_saving_script(tmp_path / "ddp_detect.py", "cbam.detection.task")
     out = tmp_path / "ddp"
     root = Path(__file__).resolve().parents[1]
     data_kwargs = "{format: coco, image_size: 64, train_images: 8, val_images: 4, test_images: 4, object_size: [12, 24], n_clutter: 3}"

@@ -22,6 +22,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from cbam.cli import main
+from _ddp import rank_saving_script
 from cbam.engine import load_checkpoint, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,25 +134,11 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
     assert read_metrics(killed)[-1]["val_top1_err"] == read_metrics(tmp_path / "full")[-1]["val_top1_err"]
 
 
-_DDP_SCRIPT = """
-import os, sys, torch
-import cbam.experiments.classification as C
-from cbam.cli import main
-
-real_fit = C.fit
-def fit(model, *args, **kwargs):  # keep each rank's final weights for the test
-    records = real_fit(model, *args, **kwargs)
-    torch.save(model.state_dict(), os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.pt"))
-    return records
-C.fit = fit
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 @pytest.mark.timeout(1800)
 def test_ddp_two_processes_on_cpu(folder, tmp_path, capsys):
-    script = tmp_path / "ddp.py"
-    script.write_text(_DDP_SCRIPT)
+    script = rank_saving_script(tmp_path / "ddp.py", "cbam.experiments.classification")
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
            str(tmp_path), "train", "--data", str(folder), "--epochs", "2", "--workers", "0", "--out", str(out), *TINY]
