@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cbam.cli import main
-from _ddp import rank_saving_script
 from cbam.detection.backbone import load_backbone_weights
 from cbam.detection.config import load_detect_config
 from cbam.detection.datasets import CocoDetectionDataset, VOCDetectionDataset
@@ -24,6 +28,8 @@ from cbam.detection.task import build_detection_dataset, evaluate, train
 from cbam.detection.transforms import DetectionAugment
 from cbam.models import create_model
 from cbam.profile import count_params
+
+from _ddp import rank_saving_script
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -340,7 +346,6 @@ def test_vgg16_at_300_trains(detector, embedded_root):
 # ---- the CLI on real-layout folders and under torchrun --------------------------------------------
 def _coco2017_layout(embedded_root, out):
     """A COCO-2017-layout folder (train2017/, val2017/, annotations/instances_*2017.json) of the embedded data."""
-    import shutil
     images = embedded_root / "VOCdevkit" / "VOC2007" / "JPEGImages"
     (out / "annotations").mkdir(parents=True)
     for split, part in (("train", "train"), ("val", "val")):
@@ -354,7 +359,6 @@ def _coco2017_layout(embedded_root, out):
 
 def _voc0712_layout(embedded_root, out):
     """A VOCdevkit with VOC2007 (trainval = embedded train, test = embedded val) and VOC2012 (trainval = test)."""
-    import shutil
     src = embedded_root / "VOCdevkit" / "VOC2007"
     for year, sets in (("2007", {"trainval": "train", "test": "val"}), ("2012", {"trainval": "test"})):
         dst = out / "VOCdevkit" / f"VOC{year}"
@@ -400,13 +404,6 @@ def test_cli_trains_on_coco_and_voc_layout_folders(embedded_root, tmp_path, caps
 
 @pytest.mark.timeout(1200)
 def test_torchrun_two_processes(embedded_root, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
     script = rank_saving_script(tmp_path / "ddp_detect.py", "cbam.detection.task")
     out = tmp_path / "ddp"
     root = Path(__file__).resolve().parents[1]

@@ -22,8 +22,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from cbam.cli import main
-from _ddp import rank_saving_script
 from cbam.engine import load_checkpoint, read_metrics
+
+from _ddp import rank_saving_script
 
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny ResNet-18 (small-input stem, 16 channels everywhere: SE/CBAM need C >= r = 16) at 16 x 16.
