@@ -11,7 +11,7 @@ also against timm's plain ``resnet50``).
     python -m benchmarks.model_bench --quick    # 2 rounds; no reference-path or PyTorch-fused rows, no timm plain
 
 Our fused rows use the C++ CPU kernels of :mod:`cbam.nn.fused` when they build; the "py fused" row
-runs the same operator on PyTorch operations (``CBAM_CPU_KERNEL=0``).
+runs the same operator on PyTorch operations (mode ``"torch"``).
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cbam.models import create_model
-from cbam.nn import _cpu_kernel, fast_path
+from cbam.nn import fast_path
+from cbam.nn.fused import passes_cpp
 
 from ._timing import interleaved, machine_line, print_table
 
@@ -33,11 +34,7 @@ from ._timing import interleaved, machine_line, print_table
 def _path(mode: str) -> contextlib.AbstractContextManager:
     """``"fused"``: the fast path with the C++ kernels; ``"py"``: the fast path on PyTorch operations;
     ``"ref"``: the modules' reference path."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(fast_path(mode != "ref"))
-    if mode == "py":
-        stack.enter_context(_cpu_kernel.disabled())
-    return stack
+    return fast_path({"fused": "auto", "py": "torch", "ref": "off"}[mode])
 
 
 def saved_bytes(model: nn.Module, x: torch.Tensor, mode: str) -> int:
@@ -108,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 1000, (args.batch,))
     print(f"model_bench: batch {args.batch} at {args.size}x{args.size}, {rounds} interleaved rounds, fp32, eager")
-    kernel = _cpu_kernel.available()
-    print(f"C++ CPU kernel: {'loaded' if kernel else 'unavailable'} in {_cpu_kernel.build_seconds():.1f} s")
+    kernel = passes_cpp.available()
+    print(f"C++ CPU kernel: {'loaded' if kernel else 'unavailable'} in {passes_cpp.build_seconds():.1f} s")
     print("start: " + machine_line(), flush=True)
     saved = {name: saved_bytes(m, x, mode) for name, (m, mode) in models.items()}
     train = interleaved({n: _train_step(m, x, y, f) for n, (m, f) in models.items()}, rounds)

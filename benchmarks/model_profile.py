@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from cbam.models import create_model
-from cbam.nn import _cpu_kernel
+from cbam.nn.fused import passes_cpp
 
 from ._timing import machine_line, print_table
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 1000, (args.batch,))
     print(f"model_profile: resnet50 batch {args.batch} at {args.size}x{args.size}, {args.steps} profiled steps, "
-          f"C++ CPU kernel {'loaded' if _cpu_kernel.available() else 'unavailable'}")
+          f"C++ CPU kernel {'loaded' if passes_cpp.available() else 'unavailable'}")
     print("start: " + machine_line(), flush=True)
     totals: dict[str, dict[str, float]] = {k: defaultdict(float) for k in models}
     for k in models:  # warm-up

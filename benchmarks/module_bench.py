@@ -1,11 +1,11 @@
 """Module-level CBAM benchmark at the four ResNet-50 stage shapes (batch 16).
 
 Variants: our CBAM on the fused path with its C++ CPU kernels (``fast``), the same fused operator on
-PyTorch operations (``py``, ``CBAM_CPU_KERNEL=0``), our CBAM on the reference path (``ref``), timm's
+PyTorch operations (``py``, mode ``"torch"``), our CBAM on the reference path (``ref``), timm's
 ``CbamModule`` (``timm``), our SE (``se``; ``se_py`` on PyTorch operations) and the floor: one ``x * s`` with its backward, ``s`` a
 (B, 1, H, W) gate (``floor``). Modes: forward in inference (eval, no grad) and a training
 forward+backward (train mode, gradient of a fixed random tensor). Layouts: NCHW and channels-last
-(our modules fall back to the reference path for channels-last inputs).
+(channels-last inputs run the fused operator on PyTorch operations: the C++ kernels take NCHW only).
 
     python -m benchmarks.module_bench            # 5 interleaved rounds
     python -m benchmarks.module_bench --quick    # 3 rounds, NCHW only
@@ -13,14 +13,14 @@ forward+backward (train mode, gradient of a fixed random tensor). Layouts: NCHW 
 from __future__ import annotations
 
 import argparse
-import contextlib
 from collections.abc import Callable
 
 import torch
 from timm.layers.cbam import CbamModule
 from torch import nn
 
-from cbam.nn import CBAM, SqueezeExcitation, _cpu_kernel, fast_path
+from cbam.nn import CBAM, SqueezeExcitation, fast_path
+from cbam.nn.fused import passes_cpp
 
 from ._timing import interleaved, machine_line, print_table
 
@@ -43,7 +43,7 @@ def _case(
     module: nn.Module, x: torch.Tensor, grad: torch.Tensor | None, fast: bool, kernel: bool = True
 ) -> Callable[[], None]:
     def run() -> None:
-        with fast_path(fast), (contextlib.nullcontext() if kernel else _cpu_kernel.disabled()):
+        with fast_path(("auto" if kernel else "torch") if fast else "off"):
             if grad is None:
                 with torch.no_grad():
                     module(x)
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds = 3 if args.quick else args.rounds
     layouts = ("nchw",) if args.quick else ("nchw", "channels_last")
     print(f"module_bench: batch {args.batch}, {rounds} interleaved rounds, fp32, eager")
-    kernel = _cpu_kernel.available()
-    print(f"C++ CPU kernel: {'loaded' if kernel else 'unavailable'} in {_cpu_kernel.build_seconds():.1f} s")
+    kernel = passes_cpp.available()
+    print(f"C++ CPU kernel: {'loaded' if kernel else 'unavailable'} in {passes_cpp.build_seconds():.1f} s")
     print("start: " + machine_line())
     header = ["shape", "layout", "mode", *[f"{v} ms" for v in VARIANTS], "timm/fast", "py/fast", "ref/fast", "fast/floor"]
     rows = []

@@ -1,6 +1,12 @@
 """Shared test fixtures."""
-import pytest
+import os
+
 import torch
+
+if not torch.cuda.is_available():  # Triton kernels run on the CPU with Triton's interpreter (set before its import)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,17 @@
 """The fused CBAM operator (cbam.nn.fused) against the modules' reference path.
 
-The fused operator has two CPU implementations of its full-size passes: the C++ kernels
-(cbam/nn/csrc/fused_cpu.cpp, ``backend="cpp"``, built on first use) and PyTorch operations
-(``backend="torch"``, the fallback); the equivalence tests run both.
+The fused operator has two CPU back ends for its full-size passes: the C++ kernels
+(cbam/nn/fused/csrc/fused_cpu.cpp, mode ``"cpp"``, built on first use) and PyTorch operations
+(mode ``"torch"``, the fallback); the equivalence tests run both. The Triton back end is tested
+under the Triton interpreter in test_triton_kernels.py.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -18,7 +20,8 @@ from torch import nn
 
 import cbam.nn.fused as fused
 from cbam.models import create_model
-from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, _cpu_kernel, fast_path, set_fast_path
+from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path, set_fast_path
+from cbam.nn.fused import operator, passes_cpp, passes_torch, switch
 
 # Every variant the fused path covers: name -> (channels -> module).
 COVERED = {
@@ -40,16 +43,12 @@ SHAPES = [(2, 16, 7, 9), (3, 8, 1, 1), (2, 4, 37, 29)]  # the last: H*W > the ke
 BACKENDS = ["cpp", "torch"]
 
 
-@contextlib.contextmanager
 def _backend(name: str):
-    """Run the fused operator on the C++ kernels (skip if they did not build) or on PyTorch operations."""
-    if name == "cpp":
-        if not _cpu_kernel.available():
-            pytest.skip("the C++ CPU kernel is unavailable here")
-        yield
-    else:
-        with _cpu_kernel.disabled():
-            yield
+    """The fast-path mode running the fused operator on the C++ kernels (skip if they did not build)
+    or on PyTorch operations."""
+    if name == "cpp" and not passes_cpp.available():
+        pytest.skip("the C++ CPU kernel is unavailable here")
+    return fast_path(name)
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +82,7 @@ def _run(
     """Output, input gradient, parameter gradients and buffers after one forward+backward."""
     m = copy.deepcopy(m)
     x = x.detach().clone().requires_grad_()
-    with fast_path(fast), _backend(backend):
+    with _backend(backend) if fast else fast_path(False):
         out = m(x)
         out.backward(grad)
     result = {"out": out.detach(), "dx": x.grad}
@@ -119,7 +118,7 @@ def test_fast_forward_float32_within_1e5(name, backend):
     m = COVERED[name](32)
     x = torch.randn(4, 32, 14, 14)
     with torch.no_grad():
-        with fast_path(True), _backend(backend):
+        with _backend(backend):
             fast = m(x)
         with fast_path(False):
             ref = m(x)
@@ -182,7 +181,7 @@ TIES = {
 def test_max_pool_ties_go_to_the_first_maximum_in_both_backends(name):
     """Integer-valued inputs tie in every max pool: both backends route the gradient to the first
     maximal element (the reference's ``amax`` splits it among the ties, so only outputs are compared to it)."""
-    if not _cpu_kernel.available():
+    if not passes_cpp.available():
         pytest.skip("the C++ CPU kernel is unavailable here")
     torch.manual_seed(9)
     m = TIES[name]().double()
@@ -195,7 +194,7 @@ def test_max_pool_ties_go_to_the_first_maximum_in_both_backends(name):
 
 
 def test_kernel_argmax_is_the_first_maximum():
-    if not _cpu_kernel.available():
+    if not passes_cpp.available():
         pytest.skip("the C++ CPU kernel is unavailable here")
     ops = torch.ops.cbam_cpu
     x = torch.randint(0, 3, (2, 5, 7, 9)).float()
@@ -216,7 +215,7 @@ def test_kernel_argmax_is_the_first_maximum():
 
 @pytest.mark.parametrize("name", ["cbam_paper", "spatial", "se"])
 def test_nan_propagates_like_reference(name):
-    if not _cpu_kernel.available():
+    if not passes_cpp.available():
         pytest.skip("the C++ CPU kernel is unavailable here")
     m = COVERED[name](8)
     x = torch.randn(2, 8, 6, 7)
@@ -230,7 +229,7 @@ def test_nan_propagates_like_reference(name):
 
 
 def test_cpp_kernel_with_two_threads_matches_reference():
-    if not _cpu_kernel.available():
+    if not passes_cpp.available():
         pytest.skip("the C++ CPU kernel is unavailable here")
     torch.manual_seed(10)
     torch.set_num_threads(2)  # the autouse fixture restores the count
@@ -242,47 +241,37 @@ def test_cpp_kernel_with_two_threads_matches_reference():
         torch.testing.assert_close(fast[key], ref[key], msg=key)
 
 
-def _spy(monkeypatch, *names: str) -> dict[str, int]:
-    calls = {name: 0 for name in names}
-    for name in names:
-        original = getattr(fused, name)
-
-        def spy(*args, _name=name, _original=original):
-            calls[_name] += 1
-            return _original(*args)
-
-        monkeypatch.setattr(fused, name, spy)
-    return calls
-
-
-@pytest.mark.parametrize("module", [CBAM(8, 4), SqueezeExcitation(8, 4), SpatialAttention(8)], ids=["cbam", "se", "spatial"])
-def test_cpp_kernel_is_used_when_available(module, monkeypatch):
-    monkeypatch.delenv(_cpu_kernel.ENV_VAR, raising=False)
-    if not _cpu_kernel.available():
-        pytest.skip("the C++ CPU kernel is unavailable here")
-    calls = _spy(monkeypatch, "_forward_cpu", "_backward_cpu", "_forward_torch", "_backward_torch")
-    x = torch.randn(2, 8, 5, 6, requires_grad=True)
-    module(x).sum().backward()
-    assert calls == {"_forward_cpu": 1, "_backward_cpu": 1, "_forward_torch": 0, "_backward_torch": 0}
+def test_auto_mode_picks_the_back_end_by_device_dtype_and_layout():
+    x = torch.randn(2, 8, 5, 6)
+    expected = passes_cpp if passes_cpp.available() else passes_torch
+    assert operator.passes_for(x) is expected
+    assert operator.passes_for(x.double()) is expected
+    assert operator.passes_for(x.contiguous(memory_format=torch.channels_last)) is passes_torch
+    assert operator.passes_for(x.bfloat16()) is passes_torch
+    with fast_path("torch"):
+        assert operator.passes_for(x) is passes_torch
+    with fast_path("cpp"):
+        assert operator.passes_for(x) is expected
 
 
-def test_cpu_kernel_builds_where_a_compiler_exists(monkeypatch):
+def test_cpu_kernel_builds_where_a_compiler_exists():
     """On a machine with a C++ compiler and ninja the kernel must build: a broken build fails here
     instead of silently falling back everywhere else."""
     if shutil.which(os.environ.get("CXX", "c++")) is None or shutil.which("ninja") is None:
         pytest.skip("no C++ compiler or ninja")
-    monkeypatch.delenv(_cpu_kernel.ENV_VAR, raising=False)
-    assert _cpu_kernel.available()
-    assert _cpu_kernel.build_seconds() is not None
+    assert passes_cpp.available()
+    assert passes_cpp.build_seconds() is not None
 
 
-def test_env_var_disables_cpp_kernel(monkeypatch):
-    monkeypatch.setenv(_cpu_kernel.ENV_VAR, "0")
-    calls = _spy(monkeypatch, "_forward_cpu", "_backward_cpu", "_forward_torch", "_backward_torch")
-    m = CBAM(8, 4)
-    x = torch.randn(2, 8, 5, 6, requires_grad=True)
-    m(x).sum().backward()
-    assert calls == {"_forward_cpu": 0, "_backward_cpu": 0, "_forward_torch": 1, "_backward_torch": 1}
+def test_env_var_sets_the_starting_mode():
+    code = "from cbam.nn.fused import fast_path_mode; print(fast_path_mode())"
+    env = {**os.environ, switch.ENV_VAR: "torch"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "torch"
+    with pytest.raises(ValueError, match=r"CBAM_FAST_PATH: expected True, False or one of"):
+        switch._parse("fastest", "environment variable CBAM_FAST_PATH")
+    with pytest.raises(ValueError, match="set_fast_path"):
+        set_fast_path("gpu")
 
 
 def test_failed_build_warns_once_and_falls_back(monkeypatch):
@@ -291,10 +280,8 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
     def no_compiler(**kwargs):
         raise RuntimeError("Error building extension 'cbam_fused_cpu': c++: not found")
 
-    monkeypatch.delenv(_cpu_kernel.ENV_VAR, raising=False)
-    monkeypatch.setattr(_cpu_kernel, "_STATE", None)  # restored afterwards, like the patched loader
+    monkeypatch.setattr(passes_cpp, "_STATE", None)  # restored afterwards, like the patched loader
     monkeypatch.setattr(cpp_extension, "load", no_compiler)
-    calls = _spy(monkeypatch, "_forward_cpu", "_forward_torch")
     m = CBAM(8, 4)
     x = torch.randn(2, 8, 5, 6)
     with pytest.warns(RuntimeWarning, match="could not be built"):
@@ -302,14 +289,14 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second warning
         again = m(x)
-    assert calls == {"_forward_cpu": 0, "_forward_torch": 2}
+        assert operator.passes_for(x) is passes_torch
     with fast_path(False):
         torch.testing.assert_close(out, m(x))
     torch.testing.assert_close(again, out)
 
 
 def _is_fused(out: torch.Tensor) -> bool:
-    return type(out.grad_fn).__name__ == "_FusedAttentionBackward"
+    return type(out.grad_fn).__name__ == "FusedAttentionBackward"
 
 
 def _parts(m: nn.Module) -> tuple[nn.Module | None, nn.Module | None]:
@@ -375,16 +362,18 @@ def test_spatial_first_fuses_each_half():
 
 
 @pytest.mark.parametrize("name", ["cbam_paper", "cbam_official_train", "se", "spatial"])
-def test_channels_last_falls_back_and_matches_nchw_fast_path(name):
+def test_channels_last_is_fused_and_keeps_its_layout(name):
     torch.manual_seed(3)
     m = COVERED[name](16).double()
     x = torch.randn(2, 16, 7, 9, dtype=torch.float64)
     grad = torch.randn_like(x)
     x_cl, grad_cl = x.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)
-    assert not fused.supports(x_cl, *_parts(m))
-    fast, cl = _run(m, x, grad, True), _run(m, x_cl, grad_cl, True)
-    for key in fast:
-        torch.testing.assert_close(cl[key], fast[key], msg=key)
+    assert fused.supports(x_cl, *_parts(m))
+    ref, cl = _run(m, x, grad, False), _run(m, x_cl, grad_cl, True, "torch")
+    assert cl["out"].is_contiguous(memory_format=torch.channels_last)
+    assert cl["dx"].is_contiguous(memory_format=torch.channels_last)
+    for key in ref:
+        torch.testing.assert_close(cl[key], ref[key], msg=key)
 
 
 def test_non_contiguous_gradient():
@@ -397,21 +386,33 @@ def test_non_contiguous_gradient():
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_autocast_and_half_precision_fall_back(dtype):
-    m = CBAM(16, 4)
+def test_autocast_and_half_precision_are_fused(dtype):
+    """Half-precision maps run fused with float32 small parts: outputs and gradients match the
+    float32 reference to half-precision tolerance, with the dtypes the reference path gives."""
+    torch.manual_seed(11)
+    m = CBAM(16, 4, layout="official")
+    conv = nn.Conv2d(16, 16, 1)
     x = torch.randn(2, 16, 6, 6)
     with torch.autocast("cpu", dtype=dtype):
-        assert not fused.supports(x, m.channel, m.spatial)
-        conv = nn.Conv2d(16, 16, 1)
         h = conv(x)
+        assert h.dtype == dtype and fused.supports(h, m.channel, m.spatial)
         out = m(h)
         with fast_path(False):
-            ref = m(h)
-    torch.testing.assert_close(out, ref)
+            ref_dtype = m(h).dtype
+    assert out.dtype == ref_dtype == dtype
+    with fast_path(False):
+        ref = m(h.float())
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
     half = copy.deepcopy(m).to(dtype)
-    xh = x.to(dtype)
-    assert not fused.supports(xh, half.channel, half.spatial)
-    assert half(xh).dtype == dtype
+    xh = x.to(dtype).requires_grad_()
+    assert fused.supports(xh, half.channel, half.spatial)
+    out = half(xh)
+    out.float().sum().backward()
+    assert out.dtype == xh.grad.dtype == half.channel.fc1.weight.grad.dtype == dtype
+    xf = x.clone().requires_grad_()
+    with fast_path(False):
+        m(xf).sum().backward()
+    torch.testing.assert_close(xh.grad.float(), xf.grad, rtol=5e-2, atol=5e-2)
 
 
 def test_batchnorm_train_updates_running_stats_like_reference():
@@ -521,3 +522,11 @@ def test_empty_inputs_take_reference_path():
         assert not fused.supports(x, m, None)
         with torch.no_grad():
             assert m(x).shape == shape
+
+
+def test_meta_tensors_take_the_reference_path():
+    m = CBAM(16, 4, layout="official", device="meta")
+    x = torch.empty(2, 16, 5, 5, device="meta")
+    assert not fused.supports(x, m.channel, m.spatial)
+    out = m(x)
+    assert out.device.type == "meta" and out.shape == x.shape

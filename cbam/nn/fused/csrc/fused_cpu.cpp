@@ -1,4 +1,4 @@
-// Full-size passes of the fused CBAM operator (cbam/nn/fused.py) on the CPU.
+// Full-size passes of the fused CBAM operator (cbam/nn/fused/operator.py) on the CPU.
 //
 // Every kernel streams its full-size inputs once and allocates no full-size temporary besides its
 // result. Layout: x, grad (B, C, N) contiguous, N = H * W; small tensors (B, C) or (B, N) contiguous.
