@@ -196,9 +196,12 @@ class FusedAttention(torch.autograd.Function):
         output = _forward_impl(*inputs)
         _setup_context(ctx, inputs, output)
         ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)  # no zero-filled gradients for the eight small outputs
         return output
 
     @staticmethod
     def backward(ctx, grad, *unused):
+        if grad is None:  # only the non-differentiable small outputs were used
+            return (None,) * 14
         saved = ctx.saved_tensors
         return (*_input_grads(saved, _backward_impl(grad, *saved, *ctx.config)), None, None, None, None, None)
