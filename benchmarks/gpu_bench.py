@@ -37,6 +37,8 @@ from cbam.models import create_model
 from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path
 from cbam.nn.fused import operator, passes_triton
 
+from .module_bench import Floor
+
 STAGES = ((256, 56), (512, 28), (1024, 14), (2048, 7))  # ResNet-50 stages: (C, H = W)
 SMOKE_STAGES = ((32, 8), (64, 4))
 DEVICE = "cuda"
@@ -158,17 +160,6 @@ def parity(smoke: bool) -> bool:
 # ---- (a) module level ------------------------------------------------------------------------------
 
 
-class _Floor(nn.Module):
-    """x * s with a (B, 1, H, W) gate: the least any gating module must do."""
-
-    def __init__(self, batch: int, size: int) -> None:
-        super().__init__()
-        self.s = nn.Parameter(torch.rand(batch, 1, size, size))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.s
-
-
 def module_level(batch: int, iters: int, compile_timm: bool, stages: tuple[tuple[int, int], ...]) -> None:
     from timm.layers.cbam import CbamModule
 
@@ -181,7 +172,7 @@ def module_level(batch: int, iters: int, compile_timm: bool, stages: tuple[tuple
                 "ours CBAM (torch passes)": CBAM(channels),
                 "ours SE": SqueezeExcitation(channels),
                 "timm CbamModule": CbamModule(channels),
-                "floor x*s": _Floor(batch, size),
+                "floor x*s": Floor(batch, size),
             }
             mods = {k: m.to(DEVICE).to(memory_format=layout) for k, m in mods.items()}
             if compile_timm:

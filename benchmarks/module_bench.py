@@ -28,7 +28,7 @@ STAGES = ((256, 56), (512, 28), (1024, 14), (2048, 7))  # (C, H = W) of ResNet-5
 VARIANTS = ("fast", "py", "ref", "timm", "se", "se_py", "floor")
 
 
-class _Floor(nn.Module):
+class Floor(nn.Module):
     """x * s with a (B, 1, H, W) gate: the least any gating module must do."""
 
     def __init__(self, batch: int, size: int) -> None:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             "timm": CbamModule(channels),
             "se": SqueezeExcitation(channels),
             "se_py": SqueezeExcitation(channels),
-            "floor": _Floor(args.batch, size),
+            "floor": Floor(args.batch, size),
         }
         for layout in layouts:
             fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format

@@ -23,6 +23,8 @@ from cbam.models import create_model
 from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path, set_fast_path
 from cbam.nn.fused import operator, passes_cpp, passes_torch, switch
 
+from _fused_cases import eval_norm, parts, run
+
 # Every variant the fused path covers: name -> (channels -> module).
 COVERED = {
     "cbam_paper": lambda c: CBAM(c, 4),
@@ -37,7 +39,7 @@ COVERED = {
     "se": lambda c: SqueezeExcitation(c, 4),
     "spatial": lambda c: SpatialAttention(c, 5),
     "spatial_max_norm_train": lambda c: SpatialAttention(None, 3, order=("max",), norm=True),
-    "spatial_norm_eval": lambda c: _eval_norm(SpatialAttention(c, 3, norm=True)),
+    "spatial_norm_eval": lambda c: eval_norm(SpatialAttention(c, 3, norm=True)),
 }
 SHAPES = [(2, 16, 7, 9), (3, 8, 1, 1), (2, 4, 37, 29)]  # the last: H*W > the kernels' 1024-position blocks
 BACKENDS = ["cpp", "torch"]
@@ -60,19 +62,8 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _eval_norm(m: nn.Module) -> nn.Module:
-    """Non-trivial BatchNorm statistics and affine parameters, so eval mode is not the identity."""
-    for norm in [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]:
-        with torch.no_grad():
-            norm.weight.normal_()
-            norm.bias.normal_()
-            norm.running_mean.fill_(0.3)
-            norm.running_var.fill_(2.0)
-    return m.eval()
-
-
 def _official(c: int, train: bool) -> nn.Module:
-    m = _eval_norm(CBAM(c, 4, layout="official"))
+    m = eval_norm(CBAM(c, 4, layout="official"))
     return m.train(train)
 
 
@@ -80,15 +71,9 @@ def _run(
     m: nn.Module, x: torch.Tensor, grad: torch.Tensor, fast: bool, backend: str = "cpp"
 ) -> dict[str, torch.Tensor]:
     """Output, input gradient, parameter gradients and buffers after one forward+backward."""
-    m = copy.deepcopy(m)
-    x = x.detach().clone().requires_grad_()
-    with _backend(backend) if fast else fast_path(False):
-        out = m(x)
-        out.backward(grad)
-    result = {"out": out.detach(), "dx": x.grad}
-    result.update({f"grad.{n}": p.grad for n, p in m.named_parameters()})
-    result.update({f"buffer.{n}": b for n, b in m.named_buffers()})
-    return result
+    if fast:
+        _backend(backend)  # skips where the C++ kernel is unavailable
+    return run(m, x, grad, backend if fast else False)
 
 
 def _skip_single_value_batchnorm(name: str, shape: tuple[int, ...]) -> None:
@@ -104,7 +89,7 @@ def test_fast_matches_reference_float64(name, shape, backend):
     torch.manual_seed(0)
     m = COVERED[name](shape[1]).double()
     x, grad = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
-    assert fused.supports(x, *(_parts(m)))
+    assert fused.supports(x, *(parts(m)))
     fast, ref = _run(m, x, grad, True, backend), _run(m, x, grad, False)
     assert fast.keys() == ref.keys()
     for key in ref:
@@ -156,7 +141,7 @@ def test_one_channel(name, backend):
     m = ONE_CHANNEL[name]().double()
     x = torch.randn(2, 1, 5, 3, dtype=torch.float64)
     grad = torch.randn_like(x)
-    assert fused.supports(x, *_parts(m))
+    assert fused.supports(x, *parts(m))
     fast, ref = _run(m, x, grad, True, backend), _run(m, x, grad, False)
     for key in ref:
         torch.testing.assert_close(fast[key], ref[key], msg=f"{name}: {key}")
@@ -299,14 +284,6 @@ def _is_fused(out: torch.Tensor) -> bool:
     return type(out.grad_fn).__name__ == "FusedAttentionBackward"
 
 
-def _parts(m: nn.Module) -> tuple[nn.Module | None, nn.Module | None]:
-    if isinstance(m, CBAM):
-        return m.channel, m.spatial
-    if isinstance(m, ChannelAttention):
-        return m, None
-    return None, m
-
-
 def test_fast_path_is_used_and_saves_only_the_input_full_size():
     m = CBAM(16, 4)
     x = torch.randn(2, 16, 6, 6, requires_grad=True)
@@ -368,7 +345,7 @@ def test_channels_last_is_fused_and_keeps_its_layout(name):
     x = torch.randn(2, 16, 7, 9, dtype=torch.float64)
     grad = torch.randn_like(x)
     x_cl, grad_cl = x.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)
-    assert fused.supports(x_cl, *_parts(m))
+    assert fused.supports(x_cl, *parts(m))
     ref, cl = _run(m, x, grad, False), _run(m, x_cl, grad_cl, True, "torch")
     assert cl["out"].is_contiguous(memory_format=torch.channels_last)
     assert cl["dx"].is_contiguous(memory_format=torch.channels_last)
@@ -491,7 +468,7 @@ def test_onnx_export_uses_reference_path(tmp_path):
     pytest.importorskip("onnxscript")
     torch.manual_seed(7)
     m = CBAM(16, 4, layout="official").eval()
-    _eval_norm(m)
+    eval_norm(m)
     x = torch.randn(2, 16, 7, 9)
     path = tmp_path / "cbam.onnx"
     torch.onnx.export(m, (x,), str(path), dynamo=True)

@@ -18,6 +18,8 @@ from cbam.models import create_model
 from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path
 from cbam.nn.fused import operator, passes_torch, passes_triton, supports
 
+from _fused_cases import eval_norm, parts, run
+
 pytestmark = pytest.mark.skipif(
     not (passes_triton.available() and (passes_triton.interpreting() or torch.cuda.is_available())),
     reason="Triton is not installed, or neither a GPU nor TRITON_INTERPRET=1",
@@ -25,20 +27,10 @@ pytestmark = pytest.mark.skipif(
 DEVICE = "cpu" if passes_triton.interpreting() else "cuda"
 
 
-def _eval_norm(m: nn.Module) -> nn.Module:
-    for norm in [mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)]:
-        with torch.no_grad():
-            norm.weight.normal_()
-            norm.bias.normal_()
-            norm.running_mean.fill_(0.3)
-            norm.running_var.fill_(2.0)
-    return m.eval()
-
-
 VARIANTS = {
     "cbam_paper": lambda c: CBAM(c, min(2, c)),
-    "cbam_official_train": lambda c: _eval_norm(CBAM(c, min(2, c), layout="official")).train(),
-    "cbam_official_eval": lambda c: _eval_norm(CBAM(c, min(2, c), layout="official")),
+    "cbam_official_train": lambda c: eval_norm(CBAM(c, min(2, c), layout="official")).train(),
+    "cbam_official_eval": lambda c: eval_norm(CBAM(c, min(2, c), layout="official")),
     "cbam_max_only": lambda c: CBAM(c, min(2, c), pools=("max",), spatial_order=("max",)),
     "cbam_avg_only_k3": lambda c: CBAM(c, min(2, c), kernel_size=3, pools=("avg",), spatial_order=("avg",), mlp_bias=False),
     "se": lambda c: SqueezeExcitation(c, min(2, c)),
@@ -60,25 +52,6 @@ def tiles(request, monkeypatch):
     return request.param
 
 
-def _run(m: nn.Module, x: torch.Tensor, grad: torch.Tensor, mode: bool | str) -> dict[str, torch.Tensor]:
-    """Output, input gradient, parameter gradients and buffers after one forward+backward."""
-    m = copy.deepcopy(m)
-    x = x.detach().clone().requires_grad_()
-    with fast_path(mode):
-        out = m(x)
-        out.backward(grad)
-    result = {"out": out.detach(), "dx": x.grad}
-    result.update({f"grad.{n}": p.grad for n, p in m.named_parameters()})
-    result.update({f"buffer.{n}": b for n, b in m.named_buffers()})
-    return result
-
-
-def _parts(m: nn.Module):
-    if isinstance(m, CBAM):
-        return m.channel, m.spatial
-    return (m, None) if isinstance(m, ChannelAttention) else (None, m)
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", VARIANTS)
@@ -89,10 +62,10 @@ def test_float64_equals_reference(name, shape, layout, tiles):
     m = VARIANTS[name](shape[1]).double().to(DEVICE)
     x = torch.randn(shape, dtype=torch.float64, device=DEVICE).contiguous(memory_format=LAYOUTS[layout])
     grad = torch.randn_like(x)
-    assert supports(x, *_parts(m)) and operator.passes_for(x) is not passes_triton
+    assert supports(x, *parts(m)) and operator.passes_for(x) is not passes_triton
     with fast_path("triton"):
         assert operator.passes_for(x) is passes_triton
-    fast, ref = _run(m, x, grad, "triton"), _run(m, x, grad, False)
+    fast, ref = run(m, x, grad, "triton"), run(m, x, grad, False)
     assert fast.keys() == ref.keys()
     for key in ref:
         torch.testing.assert_close(fast[key], ref[key], msg=f"{name}: {key}")
@@ -119,7 +92,7 @@ def test_float32_matches_reference(name, tiles):
     torch.manual_seed(1)
     m = VARIANTS[name](12).to(DEVICE)
     x, grad = torch.randn(2, 12, 6, 5, device=DEVICE), torch.randn(2, 12, 6, 5, device=DEVICE)
-    fast, ref = _run(m, x, grad, "triton"), _run(m, x, grad, False)
+    fast, ref = run(m, x, grad, "triton"), run(m, x, grad, False)
     for key in ref:
         torch.testing.assert_close(fast[key], ref[key], rtol=1e-5, atol=1e-5, msg=f"{name}: {key}")
 
@@ -133,8 +106,8 @@ def test_half_precision_against_float32_reference(dtype, layout):
     m = VARIANTS["cbam_official_train"](8).to(DEVICE)
     x = torch.randn(2, 8, 5, 4, device=DEVICE).contiguous(memory_format=LAYOUTS[layout])
     grad = torch.randn_like(x)
-    fast = _run(m, x.to(dtype), grad.to(dtype), "triton")
-    ref = _run(m, x.to(dtype).float(), grad.to(dtype).float(), False)
+    fast = run(m, x.to(dtype), grad.to(dtype), "triton")
+    ref = run(m, x.to(dtype).float(), grad.to(dtype).float(), False)
     assert fast["out"].dtype == fast["dx"].dtype == dtype
     assert fast["out"].is_contiguous(memory_format=LAYOUTS[layout])
     for key in ref:
@@ -170,7 +143,7 @@ def test_max_pool_gradients_go_to_the_first_maximum(name, layout, tiles):
     m = TIES[name]().double()
     x = torch.randint(-1, 2, (3, 6, 4, 5)).double().contiguous(memory_format=LAYOUTS[layout])
     grad = torch.randn_like(x)
-    kernels, torch_ops = _run(m, x, grad, "triton"), _run(m, x, grad, "torch")
+    kernels, torch_ops = run(m, x, grad, "triton"), run(m, x, grad, "torch")
     for key in torch_ops:
         torch.testing.assert_close(kernels[key], torch_ops[key], msg=f"{name}: {key}")
 
@@ -197,7 +170,7 @@ def test_reruns_are_bitwise_equal(tiles):
     torch.manual_seed(5)
     m = VARIANTS["cbam_official_train"](6).to(DEVICE)
     x, grad = torch.randn(2, 6, 9, 7, device=DEVICE), torch.randn(2, 6, 9, 7, device=DEVICE)
-    first, second = _run(m, x, grad, "triton"), _run(m, x, grad, "triton")
+    first, second = run(m, x, grad, "triton"), run(m, x, grad, "triton")
     for key in first:
         assert torch.equal(first[key], second[key]), key
 
@@ -215,7 +188,7 @@ def test_saves_only_the_input_full_size():
 
 def test_opcheck_with_the_kernels():
     torch.manual_seed(6)
-    m = _eval_norm(CBAM(4, 2, layout="official")).double().to(DEVICE)
+    m = eval_norm(CBAM(4, 2, layout="official")).double().to(DEVICE)
     x = torch.randn(2, 4, 3, 3, dtype=torch.float64, device=DEVICE, requires_grad=True)
     scale = torch.tensor([1.5], dtype=torch.float64, device=DEVICE, requires_grad=True)
     shift = torch.tensor([-0.2], dtype=torch.float64, device=DEVICE, requires_grad=True)
