@@ -241,3 +241,25 @@ def test_hidden_width_rounds_to_nearest():
     assert ChannelAttention(716, 16).fc1.out_features == 45  # 44.75 -> 45 (MobileNet alpha=0.7, Table 5)
     assert ChannelAttention(22, 16).fc1.out_features == 1
     assert ChannelAttention(256, 16).fc1.out_features == 16
+
+
+@pytest.mark.parametrize(
+    "weight_shape", [(1, 2, 4, 4), (2, 2, 7, 7), (1, 3, 7, 7), (1, 2, 7, 5), (2, 7, 7)], ids=str
+)
+def test_functional_spatial_map_refuses_weights_that_change_its_shape(weight_shape):
+    """An even kernel would return a map of another size, two output channels a 2-channel map."""
+    x = torch.randn(2, 8, 9, 9)
+    with pytest.raises(ValueError, match=r"spatial_attention_map: weight must have shape \(1, 2, k, k\)"):
+        FA.spatial_attention_map(x, torch.randn(weight_shape))
+    assert FA.spatial_attention_map(x, torch.randn(1, 2, 7, 7)).shape == (2, 1, 9, 9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"reduction": float("nan")}, "reduction must be a positive finite number"),
+     ({"reduction": float("inf")}, "reduction must be a positive finite number"),
+     ({"pools": None}, "pools must be a sequence of names")],
+)
+def test_bad_module_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=f"ChannelAttention: {message}"):
+        ChannelAttention(16, **kwargs)

@@ -1,6 +1,7 @@
 """Argument and input validation shared by the attention modules."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -36,6 +37,8 @@ def check_names(module: str, arg: str, names: Iterable[str], valid: Iterable[str
     """Return ``names`` as a tuple, checking it is non-empty, free of duplicates and drawn from ``valid``."""
     if isinstance(names, str):
         names = (names,)
+    if not isinstance(names, Iterable):
+        raise ValueError(f"{module}: {arg} must be a sequence of names from {tuple(valid)}, got {names!r}")
     names = tuple(names)
     valid = tuple(valid)
     if not names:
@@ -56,8 +59,9 @@ def hidden_channels(module: str, channels: int, reduction: float) -> int:
     """
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise ValueError(f"{module}: channels must be a positive int, got {channels!r}")
-    if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) or reduction <= 0:
-        raise ValueError(f"{module}: reduction must be a positive number, got {reduction!r}")
+    if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) or not math.isfinite(reduction) \
+            or reduction <= 0:
+        raise ValueError(f"{module}: reduction must be a positive finite number, got {reduction!r}")
     if reduction > channels:
         raise ValueError(
             f"{module}: reduction ratio r={reduction} is larger than channels={channels}; "

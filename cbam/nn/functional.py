@@ -119,6 +119,14 @@ def spatial_attention_map(
     Returns:
         (B, 1, H, W) tensor with values in [0, 1].
     """
+    order = tuple(order)
+    expected = (1, len(order))
+    if weight.dim() != 4 or tuple(weight.shape[:2]) != expected or weight.shape[2] != weight.shape[3] \
+            or weight.shape[-1] % 2 == 0:
+        raise ValueError(
+            f"spatial_attention_map: weight must have shape (1, {len(order)}, k, k) with odd k (padding k//2 keeps "
+            f"H x W), got {tuple(weight.shape)}"
+        )
     k = weight.shape[-1]
     return torch.sigmoid(F.conv2d(spatial_descriptor(x, order), weight, bias, padding=k // 2))
 
