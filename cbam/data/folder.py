@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
@@ -31,11 +32,28 @@ class CorruptImageError(ValueError):
     """An image file that cannot be decoded; the message names the file."""
 
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
 def _load_rgb(path: str) -> Image.Image:
-    """``default_loader`` (PIL, RGB) with decoding errors turned into CorruptImageError."""
+    """``default_loader`` (PIL, RGB) with decoding errors turned into CorruptImageError.
+
+    16-bit greyscale images (PIL modes ``I;16*`` and ``I``) are scaled to 8 bits (v * 255 / 65535),
+    where PIL's own conversion would saturate every value above 255 to white; 32-bit float images
+    are refused (no range to scale by).
+    """
     try:
+        with Image.open(path) as img:
+            if img.mode in _SIXTEEN_BIT_MODES:
+                values = np.asarray(img, dtype=np.float64).clip(0, 65535)
+                return Image.fromarray(np.rint(values * (255 / 65535)).astype(np.uint8), "L").convert("RGB")
+            if img.mode == "F":
+                raise CorruptImageError(f"image file {path}: 32-bit float images are not supported (no value range "
+                                        "to scale to 8 bits); save it as 8- or 16-bit")
         return default_loader(path)
     except (OSError, SyntaxError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+        if isinstance(err, CorruptImageError):
+            raise
         raise CorruptImageError(f"corrupt image file {path}: {err}") from err
 
 
