@@ -507,3 +507,22 @@ def test_meta_tensors_take_the_reference_path():
     assert not fused.supports(x, m.channel, m.spatial)
     out = m(x)
     assert out.device.type == "meta" and out.shape == x.shape
+
+
+def test_inductor_compiles_a_channels_last_cbam_model_fullgraph():
+    """``torch.compile(fullgraph=True)`` with inductor on the CPU: no graph break, and the real outputs of
+    the operator and its backward have the strides of the fake ones (inductor checks them; a channels-last
+    model has channels-last conv weights, whose gradients must come back channels-last)."""
+    torch.manual_seed(12)
+    fmt = torch.channels_last
+    model = create_model("resnet18", attention="cbam_official", num_classes=4, small_input=True,
+                         widths=(16, 16, 16, 16)).to(memory_format=fmt)
+    x = torch.randn(2, 3, 16, 16).contiguous(memory_format=fmt)
+    compiled = torch.compile(copy.deepcopy(model), fullgraph=True)
+    out = compiled(x)
+    out.sum().backward()
+    ref = model(x)
+    ref.sum().backward()
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(model.named_parameters(), compiled.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4, msg=name)

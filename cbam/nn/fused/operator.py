@@ -115,10 +115,19 @@ def _backward_impl(
             avg_c = dpooled[pools.index(0)] / n if 0 in pools else None
             max_c, index_c = (dpooled[pools.index(1)], i_hw) if 1 in pools else (None, None)
             channel = (a, avg_c, max_c, index_c)
-        dx = passes.backward_input(g, *channel, *spatial)
-    param_grads = [gp.to(p.dtype) if p is not None and gp.numel() else gp for p, gp in
+        dx = _laid_out_like(passes.backward_input(g, *channel, *spatial), x)
+    param_grads = [_laid_out_like(gp.to(p.dtype), p) if p is not None and gp.numel() else gp for p, gp in
                    zip((w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b), grads)]
     return (dx, *param_grads)
+
+
+def _laid_out_like(t: Tensor, like: Tensor) -> Tensor:
+    """``t`` with the strides of ``torch.empty_like(like)``, as the fake implementation promises (compiled
+    graphs check them): a copy only where they differ, e.g. for a channels-last conv weight."""
+    if t.stride() == like.stride():  # empty_like keeps the strides of a dense tensor
+        return t
+    target = torch.empty_like(like, dtype=t.dtype)
+    return t if t.stride() == target.stride() else target.copy_(t)
 
 
 fused_attention_op = torch.library.custom_op("cbam::fused_attention", _forward_impl, mutates_args=())
