@@ -526,3 +526,25 @@ def test_inductor_compiles_a_channels_last_cbam_model_fullgraph():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     for (name, p), q in zip(model.named_parameters(), compiled.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_operator_takes_other_strides_and_keeps_them(backend):
+    """A compiled graph may hand the operator strides the modules never pass (here N, H, C, W order):
+    results equal the reference and come back with the input's strides."""
+    torch.manual_seed(13)
+    m = CBAM(8, 4, layout="official").double()
+    x = torch.randn(2, 5, 8, 6, dtype=torch.float64).permute(0, 2, 1, 3)  # (2, 8, 5, 6), neither layout
+    grad = torch.randn(2, 8, 5, 6, dtype=torch.float64)
+    args = (m.channel.fc1.weight, m.channel.fc1.bias, m.channel.fc2.weight, m.channel.fc2.bias,
+            m.spatial.conv.weight, None, m.spatial.norm.weight, m.spatial.norm.bias, [0, 1], [1, 0], 2, 1e-5)
+    with _backend(backend), torch.no_grad():
+        out = operator.fused_attention_op(x, *args, True)
+        dx = operator._backward_impl(grad, x, *args[:8], *out[1:], *args[8:])[0]
+    assert out[0].stride() == x.stride() and dx.stride() == x.stride()
+    xc = x.contiguous().requires_grad_()
+    with fast_path(False):
+        ref = m(xc)
+        ref.backward(grad)
+    torch.testing.assert_close(out[0], ref)
+    torch.testing.assert_close(dx, xc.grad)

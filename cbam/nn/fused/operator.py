@@ -61,6 +61,7 @@ def _forward_impl(
     pools: list[int], order: list[int], norm_mode: int, eps: float, need_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(out, a, s, pooled, i_hw, desc, i_c, z, stats); pools/order: 0 = avg, 1 = max; absent ones empty."""
+    given, x = x, _nchw_or_channels_last(x)
     passes, cdt = passes_for(x), passes_torch.compute_dtype(x)
     b, c, h, w = x.shape
     a, s, pooled, desc, z, stats = (_empty(x, cdt) for _ in range(6))  # outputs must not alias each other
@@ -79,7 +80,7 @@ def _forward_impl(
             desc = torch.stack([avg if p == 0 else mx for p in order], dim=1).view(b, len(order), h, w)
             spatial = (_small(t, cdt) for t in (conv_w, conv_b, norm_w, norm_b))
             s, z, stats = gates.spatial_gate(desc, *spatial, norm_mode, eps)  # M_s: (B, 1, H, W)
-        out = passes.gate(x, a if pools else None, s.view(b, h * w) if order else None)
+        out = _laid_out_like(passes.gate(x, a if pools else None, s.view(b, h * w) if order else None), given)
     return out, a, s, pooled, i_hw, desc, i_c, z, stats
 
 
@@ -90,6 +91,7 @@ def _backward_impl(
     pools: list[int], order: list[int], norm_mode: int, eps: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients (dx, dw0, db0, dw1, db1, dconv_w, dconv_b, dnorm_w, dnorm_b); absent ones are empty."""
+    given, x = x, _nchw_or_channels_last(x)
     passes, cdt = passes_for(x), passes_torch.compute_dtype(x)
     b, c, h, w = x.shape
     n = h * w
@@ -115,10 +117,18 @@ def _backward_impl(
             avg_c = dpooled[pools.index(0)] / n if 0 in pools else None
             max_c, index_c = (dpooled[pools.index(1)], i_hw) if 1 in pools else (None, None)
             channel = (a, avg_c, max_c, index_c)
-        dx = _laid_out_like(passes.backward_input(g, *channel, *spatial), x)
+        dx = _laid_out_like(passes.backward_input(g, *channel, *spatial), given)
     param_grads = [_laid_out_like(gp.to(p.dtype), p) if p is not None and gp.numel() else gp for p, gp in
                    zip((w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b), grads)]
     return (dx, *param_grads)
+
+
+def _nchw_or_channels_last(x: Tensor) -> Tensor:
+    """``x`` itself when NCHW or channels-last (what the modules pass), else a contiguous copy: a compiled
+    graph may hand the operator other strides."""
+    if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    return x.contiguous()
 
 
 def _laid_out_like(t: Tensor, like: Tensor) -> Tensor:

@@ -1,8 +1,8 @@
 """The full-size passes of the fused operator as PyTorch operations: the fallback for every device,
 dtype and layout the kernels do not take (CPU half precision or channels-last, CUDA without Triton).
 
-Every pass works on the (B, C, N = H*W) view of a contiguous or channels-last feature map, so no layout
-is converted. Reductions accumulate in the compute dtype (float32, float64 for float64 maps) and the
+Every pass works on the (B, C, N = H*W) view of an NCHW or channels-last feature map, so no layout is
+converted. Reductions accumulate in the compute dtype (float32, float64 for float64 maps) and the
 small results (B, C) or (B, N) are in that dtype; full-size results have the feature map's dtype and
 memory layout. Max pools return the first maximal index (``torch.max(dim)`` on the CPU; CUDA's
 ``max(dim)`` picks one maximal index, not documented as the first).
@@ -21,8 +21,10 @@ def compute_dtype(x: Tensor) -> torch.dtype:
 
 
 def _flat(t: Tensor) -> Tensor:
-    """(B, C, H, W) -> the (B, C, N) view; a copy only for layouts other than NCHW / channels-last."""
-    return t.flatten(2)
+    """(B, C, H, W) -> the (B, C, N) view of an NCHW or channels-last map (never a copy: outputs are written
+    through it)."""
+    b, c, h, w = t.shape
+    return t.view(b, c, h * w)
 
 
 def hw_pool(x: Tensor, avg: bool, mx: bool, index: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
