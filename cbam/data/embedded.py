@@ -59,6 +59,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .._optional import require
+
 __all__ = [
     "GENERATOR_VERSION",
     "SPLIT_FRACTIONS",
@@ -87,9 +89,7 @@ Box = tuple[int, int, int, int]
 
 # ---- sources ---------------------------------------------------------------------------------
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
+    data = require("sklearn.datasets", "train", "the embedded data").load_digits()
     images = (data.images / 16.0).astype(np.float32)  # (1797, 8, 8) in [0, 1]
     return images, data.target.astype(np.int64)
 
@@ -104,8 +104,7 @@ def source_indices(split: str, seed: int = 0) -> np.ndarray:
 
     The three splits are disjoint and together cover all 1,797 images. Returns sorted int64 (N,).
     """
-    from sklearn.model_selection import train_test_split
-
+    train_test_split = require("sklearn.model_selection", "train", "the embedded data").train_test_split
     _check_split(split)
     _, labels = _load_digits()
     index = np.arange(len(labels))

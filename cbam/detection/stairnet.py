@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.ssd import SSD
 
 from ..nn import create_attention
+from ..nn.factory import AttentionSpec
 from .ssd import build_ssd, ssd_features
 
 __all__ = ["NORMS", "StairNetTopDown", "stairnet"]
@@ -69,7 +70,7 @@ class StairNetTopDown(nn.Module):
         norm: ``"none"`` (convolutions with bias, the default) or ``"batch"`` (BatchNorm after each).
     """
 
-    def __init__(self, in_channels: Sequence[int], channels: int = 256, attention: Any = None, kernel_size: int = 3,
+    def __init__(self, in_channels: Sequence[int], channels: int = 256, attention: AttentionSpec = None, kernel_size: int = 3,
                  norm: str = "none", **attention_kwargs: Any) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -92,7 +93,7 @@ class StairNetTopDown(nn.Module):
         return OrderedDict((k, a(m)) for k, a, m in zip(maps.keys(), self.attn, merged))
 
 
-def stairnet(num_classes: int, backbone: str = "vgg16", attention: Any = None, size: int = 300,
+def stairnet(num_classes: int, backbone: str = "vgg16", attention: AttentionSpec = None, size: int = 300,
              channels: int | None = None, kernel_size: int | None = None, norm: str = "none",
              weights: str | Path | None = None, frozen_bn: bool = False, **detector_kwargs: Any) -> SSD:
     """StairNet detector: SSD's feature maps -> :class:`StairNetTopDown` -> torchvision SSD heads.

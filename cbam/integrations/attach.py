@@ -26,7 +26,7 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, resnet
 
-from .nn import create_attention
+from ..nn.factory import AttentionSpec, create_attention
 
 __all__ = ["attach", "AttentiveBasicBlock", "AttentiveBottleneck", "SUPPORTED"]
 
@@ -85,13 +85,13 @@ def _last_norm_channels(seq: nn.Module) -> int:
     return norms[-1].num_features
 
 
-def _new_attention(attention: Any, channels: int, like: nn.Module, options: dict[str, Any]) -> nn.Module:
+def _new_attention(attention: AttentionSpec, channels: int, like: nn.Module, options: dict[str, Any]) -> nn.Module:
     module = create_attention(attention, channels, **options)
     ref = next(like.parameters(), None)
     return module if ref is None else module.to(device=ref.device, dtype=ref.dtype)
 
 
-def attach(model: nn.Module, attention: Any = "cbam", **options: Any) -> list[str]:
+def attach(model: nn.Module, attention: AttentionSpec = "cbam", **options: Any) -> list[str]:
     """Insert ``attention`` into every residual / inverted-residual block of ``model``, in place.
 
     Args:

@@ -19,7 +19,7 @@ Layout (images stored once, in the VOC folder; the COCO JSONs point at it)::
 
 Box conventions: the drawn box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) is COCO ``[x0, y0, x1 - x0,
 y1 - y0]`` and VOC ``xmin = x0 + 1, ymin = y0 + 1, xmax = x1, ymax = y1`` (1-based, inclusive), so
-both loaders of :mod:`cbam.detection.datasets` give back exactly ``[x0, y0, x1, y1]``.
+both loaders of :mod:`cbam.data.detection` give back exactly ``[x0, y0, x1, y1]``.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ except ImportError:  # Windows
 import numpy as np
 from PIL import Image
 
-from ..data.embedded import CLASSES, add_clutter, add_noise, digit_sources, random_box, render_digit
-from .datasets import CocoDetectionDataset, DetectionDataset, Transform, VOCDetectionDataset
+from .embedded import CLASSES, add_clutter, add_noise, digit_sources, random_box, render_digit
+from .detection import CocoDetectionDataset, DetectionDataset, Transform, VOCDetectionDataset
 
 __all__ = ["SPLITS", "build_embedded_detection", "embedded_detection_dataset"]
 

@@ -9,7 +9,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
-from ..models import create_model, list_models
+from ...models import create_model, list_models
 
 __all__ = ["Rule", "Conversion", "rename", "match_architecture"]
 
