@@ -12,7 +12,7 @@ from .nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, cre
 
 __version__ = "0.1.0"
 
-if "timm" in sys.modules:  # timm already imported: our models join its registry (else see cbam.integrations.timm)
+if sys.modules.get("timm") is not None:  # timm already imported: our models join its registry (else see cbam.integrations.timm)
     from .integrations.timm import register as _register_timm
 
     _register_timm()

@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export to ONNX or torch.export .pt2 (dynamic batch, height, width) and check it",
                        **example("cbam export --weights runs/embedded --format onnx --out model.onnx\n"
                                  "cbam export --model resnet50 --attention cbam --format pt2 --out r50.pt2"))
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help="registry model name (untrained weights), e.g. resnet50 or cbam_resnet50")
     src.add_argument("--weights", metavar="DIR", help="model folder (config.json + model.safetensors)")
     p.add_argument("--attention", default=None, help="with --model: none, se, cbam, cbam_official or an ablation name")
@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--weights takes the architecture from the folder's config.json; "
                              "drop --attention / --num-classes / --small-input")
         model = from_pretrained(args.weights)
+    elif not args.model:
+        raise ValueError("give --model NAME or --weights DIR")
     else:
         model = create_model(args.model, attention=args.attention, num_classes=args.num_classes or 1000,
                              small_input=args.small_input)

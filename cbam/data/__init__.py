@@ -13,8 +13,17 @@ from .datasets import (
 )
 from .detection import VOC_CLASSES, CocoDetectionDataset, DetectionDataset, VOCDetectionDataset, detection_collate
 from .detection_transforms import DetectionAugment
-from .embedded import (add_clutter, add_noise, build_embedded, digit_sources, load_boxes, random_box,
-                       render_digit, render_sample, source_indices)
+from .embedded import (
+    add_clutter,
+    add_noise,
+    build_embedded,
+    digit_sources,
+    load_boxes,
+    random_box,
+    render_digit,
+    render_sample,
+    source_indices,
+)
 from .embedded_detection import build_embedded_detection, embedded_detection_dataset
 from .folder import CorruptImageError, EmbeddedDataset, ImageFolderDataset
 from .transforms import DATA_KINDS, DATA_STATS, DEFAULT_IMAGE_SIZE, build_transforms, eval_preprocessing, eval_transform

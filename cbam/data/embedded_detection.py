@@ -41,8 +41,8 @@ except ImportError:  # Windows
 import numpy as np
 from PIL import Image
 
-from .embedded import CLASSES, add_clutter, add_noise, digit_sources, random_box, render_digit
 from .detection import CocoDetectionDataset, DetectionDataset, Transform, VOCDetectionDataset
+from .embedded import CLASSES, add_clutter, add_noise, digit_sources, random_box, render_digit
 
 __all__ = ["SPLITS", "build_embedded_detection", "embedded_detection_dataset"]
 

@@ -46,7 +46,7 @@ class StagesBackbone(nn.Module):
         self.out_channels_list = [info[s]["num_chs"] for s in stages]
         self.reductions = [info[s]["reduction"] for s in stages]
 
-    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         feats = self.body.forward_stages(x)
         return OrderedDict((str(i), feats[s]) for i, s in enumerate(self.stages))
 

@@ -63,7 +63,7 @@ class MobileNetSSDFeatures(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
 
-    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         maps = list(self.base(x).values())
         x = maps[-1]
         for block in self.extra:
@@ -80,7 +80,7 @@ class MapAttention(nn.Module):
         self.attn = nn.ModuleList(create_attention(attention, c, **attention_kwargs) or nn.Identity() for c in channels)
         self.out_channels = list(channels)
 
-    def forward(self, maps: "OrderedDict[str, Tensor]") -> "OrderedDict[str, Tensor]":
+    def forward(self, maps: OrderedDict[str, Tensor]) -> OrderedDict[str, Tensor]:
         return OrderedDict((k, a(v)) for (k, v), a in zip(maps.items(), self.attn))
 
 

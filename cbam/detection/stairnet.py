@@ -16,19 +16,19 @@ Our reading of the details (the CBAM paper gives none; StairNet's code is not pu
   convolution that follows do the learning.
 - The convolutions are 3x3 for VGG-16 and 1x1 for MobileNet, whose SSD predicts with 1x1
   convolutions; C = 256 for VGG-16 and 128 for MobileNet (the widths at which SE adds Table 7's
-  +0.1M and +0.01M). With these, MobileNet StairNet has 5.95M parameters (paper 5.98M) but VGG-16
-  StairNet 34.1M (paper 32.0M): the paper's VGG top-down path is lighter than 3x3 convolutions at
-  C = 256 and we do not know how. C is a bottleneck before the heads: on the embedded detection
-  data a plain MobileNet StairNet gave 31.9 / 42.0 / 56.6 % VOC07 mAP at C = 128 / 256 / 512
-  (``docs/RESULTS.md``), so ``channels`` is an option.
+  +0.1M and +0.01M). With these, MobileNet StairNet matches Table 7's parameter count but VGG-16
+  StairNet is larger (``cbam detect params``; the counts are in ``docs/RESULTS.md``): the paper's VGG
+  top-down path is lighter than 3x3 convolutions at C = 256 and we do not know how. C is a
+  bottleneck before the heads (its measured effect on mAP is in ``docs/RESULTS.md``), so
+  ``channels`` is an option.
 - The merged map g_i goes through SE / CBAM (or nothing) and then to SSD's classification and box
   heads, which therefore all see C channels.
 - No normalisation in the new path by default: its convolutions have biases, as FPN's lateral and
   output convolutions do (``norm="batch"`` adds BatchNorm after each of them instead). SSD300's
   deepest maps are 3 x 3 and 1 x 1, where BatchNorm's batch statistics are taken over a handful of
   values and spread that noise down every level of the top-down path: on the embedded detection data
-  a MobileNet StairNet with BatchNorm there barely learned (train box-regression loss 2.3 after 150
-  SGD steps, against 0.98 without it), and it could not train with a batch of one image.
+  a MobileNet StairNet with BatchNorm there barely learned (``docs/RESULTS.md``), and it could not
+  train with a batch of one image.
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class StairNetTopDown(nn.Module):
         )
         self.out_channels = [channels] * len(in_channels)
 
-    def forward(self, maps: "OrderedDict[str, Tensor]") -> "OrderedDict[str, Tensor]":
+    def forward(self, maps: OrderedDict[str, Tensor]) -> OrderedDict[str, Tensor]:
         feats = list(maps.values())
         g = F.relu(self.local[-1](feats[-1]))
         merged = [g]

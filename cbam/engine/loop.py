@@ -54,12 +54,19 @@ import torch
 from torch import Tensor, nn
 
 from .._optional import require
-
-from . import distributed as D
 from ..io.files import atomic_write
 from ..io.model_folder import write_model_folder
 from ..io.state_dict import load_state_dict_strict
-from .checkpoint import CHECKPOINT_NAME, find_last_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap_model
+from . import distributed as D
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    find_last_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap_model,
+)
 
 __all__ = ["StepOutput", "Runtime", "Task", "NonFiniteLossError", "fit", "METRICS_NAME", "read_metrics"]
 

@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from .._optional import require
 from ..engine.checkpoint import find_last_checkpoint
 from ..engine.loop import read_metrics
@@ -30,8 +28,9 @@ from ..io.files import atomic_write
 from ..io.model_folder import WEIGHTS_NAME, read_model_folder
 from ..models.labels import row_label
 from ..models.profile import count_gmacs, count_params
+from ..nn.factory import attention_name
 from .classification import build_model, train
-from .config import TrainConfig
+from .config import TrainConfig, yaml
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_table", "plot_curves"]
 
@@ -120,12 +119,12 @@ def compare(
     out = Path(out)
     results = []
     for attention in attentions:
-        runs = [_run_one(dataclasses.replace(cfg, attention=None if attention == "none" else attention, seed=seed,
+        runs = [_run_one(dataclasses.replace(cfg, attention=attention_name(attention), seed=seed,
                                              out=str(out / attention / f"seed{seed}")), progress)
                 for seed in seeds]
         curves = [read_metrics(r) for r in runs]
         num_classes = read_model_folder(runs[0]).config["num_classes"]
-        model = build_model(dataclasses.replace(cfg, attention=None if attention == "none" else attention),
+        model = build_model(dataclasses.replace(cfg, attention=attention_name(attention)),
                             num_classes)
         results.append(ModelResult(
             row_label(cfg.model, attention), attention, count_params(model),

@@ -15,11 +15,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .._optional import require
 from ..data import parse_data
 from ..io.files import atomic_write
 from ..nn.factory import attention_name
+
+yaml = require("yaml", "train", "training recipes")
 
 __all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "list_configs", "list_detect_configs",
            "load_config", "load_detect_config", "read_yaml", "save_config", "save_detect_config"]

@@ -14,7 +14,7 @@ from ..detection import faster_rcnn, ssd, stairnet
 from ..models import create_model, model_info
 from ..models.labels import attention_suffix
 from ..models.profile import count_gmacs, count_params
-from ..nn.factory import AttentionSpec
+from ..nn.factory import AttentionSpec, attention_name
 
 __all__ = ["PaperRow", "paper_rows", "format_rows", "ParamRow", "detector_label", "param_rows", "format_param_rows"]
 
@@ -75,7 +75,7 @@ def paper_rows(stride_in_1x1: bool = True) -> list[PaperRow]:
         is_resnet = not name.startswith("mobilenet")
         for att in ("none", "se", "cbam"):
             kwargs: dict[str, Any] = {"stride_in_1x1": stride_in_1x1} if is_resnet else {}
-            model = create_model(name, attention=None if att == "none" else att, **kwargs)
+            model = create_model(name, attention=attention_name(att), **kwargs)
             label = info.paper["label"] + attention_suffix(att)
             rows.append(PaperRow(
                 info.paper["table"], name, att, label, count_params(model), count_gmacs(model, info.input_size),

@@ -26,7 +26,7 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, resnet
 
-from ..nn.factory import AttentionSpec, create_attention
+from ..nn.factory import AttentionSpec, attention_name, create_attention
 
 __all__ = ["attach", "AttentiveBasicBlock", "AttentiveBottleneck", "SUPPORTED"]
 
@@ -108,7 +108,7 @@ def attach(model: nn.Module, attention: AttentionSpec = "cbam", **options: Any) 
         ValueError: ``model`` has no supported block (the message names its class), a block already
             has attention, or the attention spec is invalid.
     """
-    if attention is None or (isinstance(attention, str) and attention.lower() in ("", "none")):
+    if attention_name(attention) is None:
         raise ValueError("attach: attention must name a module (e.g. 'cbam'), got None")
     timm_blocks = _timm_blocks()
     places: list[str] = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ _MODULE_NAME = "cbam.timm_models"  # synthetic module that holds the entry point
 _REGISTERED: dict[str, str] = {}  # timm name -> our name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _feature_cfg(name: str, small_input: bool) -> dict[str, Any]:
     """``FeatureListNet`` options: every stage; flatten the top-level ``nn.Sequential`` when stages live inside one."""
     with torch.device("meta"):  # no memory, no initialisation cost

@@ -15,7 +15,6 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..nn.factory import AttentionSpec
-
 from ._common import AttnLayer, ClassifierHead, attention_layer, init_official
 from ._registry import ModelInfo, register_model
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from ..nn.factory import AttentionSpec
-
 from ._common import AttnLayer, ClassifierHead, attention_layer, init_official
 from ._registry import ModelInfo, register_model
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Union
+from typing import Any
 
 from torch import nn
 
@@ -38,7 +38,7 @@ ATTENTION_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "spatial": SpatialAttention,
 }
 
-AttentionSpec = Union[str, type, Callable[..., nn.Module], None]
+AttentionSpec = str | type | Callable[..., nn.Module] | None
 
 
 def list_attention() -> list[str]:

@@ -10,10 +10,9 @@ from safetensors.torch import load_file, save_file
 
 import cbam
 from cbam.cli import main
-from cbam.convert import convert_checkpoint, export_timm_weights
-from cbam.hub import from_pretrained, save_pretrained
-from cbam.interop import to_timm
-from cbam.weights import UnsafeCheckpointError, read_checkpoint
+from cbam.io import UnsafeCheckpointError, from_pretrained, read_checkpoint, save_pretrained
+from cbam.io.convert import convert_checkpoint, export_timm_weights
+from cbam.io.layouts import to_timm
 
 from _layouts import official_checkpoint, official_forward, pytorchcv_forward, pytorchcv_state_dict
 
