@@ -94,7 +94,7 @@ def _configs_dir():
 
 
 def list_configs() -> list[str]:
-    """Names of the recipes shipped in ``cbam/configs/``."""
+    """Names of the recipes shipped in ``cbam/experiments/configs/``."""
     return sorted(p.name[:-5] for p in _configs_dir().iterdir() if p.name.endswith(".yaml"))
 
 
