@@ -248,3 +248,10 @@ def test_reset_classifier_is_recorded(tmp_path):
     model = cbam.create_model("resnet18", attention="se")
     model.reset_classifier(5)
     assert from_pretrained(save_pretrained(model, tmp_path / "m")).get_classifier().out_features == 5
+
+
+def test_the_convert_command_lists_every_layout():
+    from cbam.cli.convert import _SOURCES
+    from cbam.io.layouts import SOURCES
+
+    assert sorted(_SOURCES) == sorted(SOURCES)  # the CLI names them without importing the library

@@ -80,6 +80,11 @@ def test_a_detection_folder_is_refused_by_classification_readers(tmp_path):
         cbam.from_pretrained(folder)
 
 
+def test_a_resume_checkpoint_points_to_its_run(folders):
+    with pytest.raises(ValueError, match="is a resume checkpoint; give the run directory"):
+        read_model_folder(folders["train"] / "checkpoint.pt")
+
+
 def test_old_run_directories_keep_loading(tmp_path):
     """A run written before model folders: the config in the safetensors metadata, no config.json."""
     model = cbam.create_model("resnet18", num_classes=10, **TINY)

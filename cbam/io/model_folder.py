@@ -138,6 +138,9 @@ def _resolve(path_or_repo_id: str | os.PathLike) -> Path:
     if path.is_file():
         if path.name.lower().endswith(TORCH_SUFFIXES):
             read_checkpoint(path)  # a pickle that needs code gets the refusal with the re-save one-liner
+        if path.name == "checkpoint.pt":
+            raise ValueError(f"{path} is a resume checkpoint; give the run directory {path.parent}, the model "
+                             f"folder a finished run leaves (finish it with --resume --out {path.parent})")
         raise ValueError(f"{path} is a weights file, not a model folder ({CONFIG_NAME} + {WEIGHTS_NAME}); "
                          "convert it first: cbam convert --from official|pytorchcv|timm FILE --out DIR")
     try:
