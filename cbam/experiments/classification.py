@@ -19,7 +19,7 @@ from ..engine.checkpoint import seed_everything
 from ..engine.loader import build_loader
 from ..engine.loop import Runtime, StepOutput, Task, fit
 from ..io.model_folder import build_model as build_from_config
-from ..io.model_folder import read_model_folder
+from ..io.model_folder import model_config, read_model_folder
 from ..io.state_dict import load_state_dict_strict
 from ..models import create_model
 from .config import TrainConfig, save_config
@@ -71,8 +71,6 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
 
 def folder_config(cfg: TrainConfig, model: nn.Module, classes: list[str]) -> dict[str, Any]:
     """The model folder's ``config.json`` of a run: the model, its classes and its evaluation preprocessing."""
-    from ..io.model_folder import model_config
-
     spec = parse_data(cfg.data)
     stored = load_meta(spec.root)["image_size"] if spec.kind == "embedded" else None
     return model_config(model, classes=classes, data=cfg.data,
