@@ -55,7 +55,7 @@ def test_every_reader_reads_every_writer(folders, embedded, tmp_path, writer):
     assert {"config.json", "model.safetensors"} <= {p.name for p in folder.iterdir()}
     config = read_model_folder(folder).config
     assert config["library_name"] == "cbam" and config["task"] == "classification"
-    assert config["preprocessing"]["mean"] and config["preprocessing"]["input_size"]
+    assert config["preprocessing"]["mean"] and config["preprocessing"]["image_size"]
     model = cbam.from_pretrained(folder)  # from_pretrained, and so `cbam export --weights`
     x = torch.randn(2, 3, 40, 40)
     vm = load_viz_model(folder)  # cbam gradcam / attention
@@ -126,7 +126,7 @@ def test_the_eval_transform_travels_with_the_weights(tmp_path, embedded, data, k
     model = cbam.create_model("resnet18", num_classes=3, **TINY)
     folder = write_model_folder(tmp_path / kind, model.state_dict(), folder_config(cfg, model, ["a", "b", "c"]))
     prep = read_model_folder(folder).config["preprocessing"]
-    assert prep["data_kind"] == kind and prep["input_size"] == image_size
+    assert prep["data_kind"] == kind and prep["image_size"] == image_size
     expected = build_transforms(kind, train=False, image_size=image_size, stored_size=32 if kind == "embedded" else None)
     wide = 8 if kind == "imagefolder" else 0  # stored CIFAR and embedded images are square
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size, size + wide, 3), dtype=np.uint8))

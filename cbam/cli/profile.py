@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention", default=None, help="none, se, cbam or any ablation name (default: none)")
     p.add_argument("--stride-in-1x1", action="store_true", default=None,
                    help="ResNet v1 bottlenecks (stride on the first 1x1 conv), as the paper counts GFLOPs")
-    p.add_argument("--input-size", type=int, default=None, help="square input size (default: the model's, 224)")
+    p.add_argument("--image-size", type=int, default=None, help="side of the square input (default: the model's, 224)")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--paper-tables", action="store_true",
                    help="print every row of Tables 4 and 5 beside the paper's values; exit 1 on a mismatch")
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     info = model_info(args.model)
     kwargs = {"stride_in_1x1": args.stride_in_1x1} if not info.name.startswith("mobilenet") else {}
     model = create_model(args.model, attention=args.attention, num_classes=args.num_classes, **kwargs)
-    size = (3, args.input_size, args.input_size) if args.input_size else info.input_size
+    size = (3, args.image_size, args.image_size) if args.image_size else info.input_size
     print(f"model:      {args.model} (attention={args.attention or 'none'})")
     print(f"input:      1 x {size[0]} x {size[1]} x {size[2]}")
     print(f"parameters: {count_params(model):,} ({count_params(model) / 1e6:.2f} M)")

@@ -58,7 +58,7 @@ def eval_preprocessing(kind: str, image_size: int | None = None, stored_size: in
         stored_size: side of the stored images for ``embedded`` (default ``image_size``).
 
     Returns:
-        ``{"data_kind", "input_size", "resize", "crop", "mean", "std"}``: ``resize`` is ``None``, an
+        ``{"data_kind", "image_size", "resize", "crop", "mean", "std"}``: ``resize`` is ``None``, an
         int (shorter side) or ``[h, w]``; ``crop`` is ``None`` or the centre-crop side.
     """
     size = _check(kind, image_size)
@@ -68,7 +68,7 @@ def eval_preprocessing(kind: str, image_size: int | None = None, stored_size: in
     else:
         stored = _STORED_SIZE.get(kind, size if stored_size is None else int(stored_size))
         resize, crop = (None if stored == size else [size, size]), None
-    return {"data_kind": kind, "input_size": size, "resize": resize, "crop": crop, "mean": list(mean), "std": list(std)}
+    return {"data_kind": kind, "image_size": size, "resize": resize, "crop": crop, "mean": list(mean), "std": list(std)}
 
 
 def eval_transform(preprocessing: Mapping[str, Any] | None = None) -> T.Compose:

@@ -9,7 +9,7 @@ through :func:`read_model_folder`. A classification ``config.json``::
     {"library_name": "cbam", "task": "classification", "architecture": "resnet18", "attention": "cbam",
      "num_classes": 10, "model_args": {"small_input": true}, "classes": ["airplane", ...],
      "data": "cifar10:data/cifar",
-     "preprocessing": {"data_kind": "cifar10", "input_size": 32, "resize": null, "crop": null,
+     "preprocessing": {"data_kind": "cifar10", "image_size": 32, "resize": null, "crop": null,
                        "mean": [...], "std": [...]}}
 
 ``preprocessing`` is the evaluation transform (:func:`cbam.data.eval_transform` rebuilds it), so a
