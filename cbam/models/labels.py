@@ -24,8 +24,8 @@ def attention_suffix(attention: AttentionSpec) -> str:
     return _SUFFIX.get(key, f" + {getattr(key, '__name__', key)}")
 
 
-def row_label(model: str, attention: AttentionSpec) -> str:
-    """The paper's row name, e.g. ``row_label("resnet50", "cbam") == "ResNet50 + CBAM"``."""
-    info = model_info(model)
+def row_label(name: str, attention: AttentionSpec) -> str:
+    """The paper's row name of registry model ``name``, e.g. ``row_label("resnet50", "cbam") == "ResNet50 + CBAM"``."""
+    info = model_info(name)
     base = info.paper.get("label", info.name) if info.paper else info.name
     return base + attention_suffix(attention)
