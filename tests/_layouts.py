@@ -154,7 +154,7 @@ def pytorchcv_forward(sd: dict, x: Tensor, layers=RESNET50, bottleneck: bool = T
                 y = block(block(x, f"{p}.body.conv1", stride, 3), f"{p}.body.conv2", 1, 3, relu=False)
             c = f"{p}.cbam"
 
-            def mlp(v):
+            def mlp(v, c=c):
                 h = F.relu(F.linear(v, sd[f"{c}.ch_gate.mlp.fc1.weight"], sd[f"{c}.ch_gate.mlp.fc1.bias"]))
                 return F.linear(h, sd[f"{c}.ch_gate.mlp.fc2.weight"], sd[f"{c}.ch_gate.mlp.fc2.bias"])
             att = mlp(F.adaptive_avg_pool2d(y, 1).flatten(1)) + mlp(F.adaptive_max_pool2d(y, 1).flatten(1))

@@ -13,8 +13,16 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
-from cbam.data import (DATA_STATS, DEFAULT_EMBEDDED_ROOT, CIFARDataset, CorruptImageError, DataSpec, build_dataset,
-                       build_transforms, parse_data)
+from cbam.data import (
+    DATA_STATS,
+    DEFAULT_EMBEDDED_ROOT,
+    CIFARDataset,
+    CorruptImageError,
+    DataSpec,
+    build_dataset,
+    build_transforms,
+    parse_data,
+)
 from cbam.data import embedded as E
 
 TINY = dict(train_per_class=3, val_per_class=2)

@@ -16,21 +16,25 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cbam.cli import main
+from cbam.data import (
+    CocoDetectionDataset,
+    DetectionAugment,
+    VOCDetectionDataset,
+    build_detection_dataset,
+    build_embedded_detection,
+    embedded_detection_dataset,
+)
 from cbam.detection.backbone import load_backbone_weights
-from cbam.detection.config import load_detect_config
-from cbam.detection.datasets import CocoDetectionDataset, VOCDetectionDataset
-from cbam.detection.embedded import build_embedded_detection, embedded_detection_dataset
 from cbam.detection.faster_rcnn import faster_rcnn
 from cbam.detection.metrics import coco_map, voc07_map
 from cbam.detection.ssd import ssd
 from cbam.detection.stairnet import stairnet
-from cbam.detection.task import build_detection_dataset, evaluate, train
-from cbam.detection.transforms import DetectionAugment
+from cbam.experiments.config import load_detect_config
+from cbam.experiments.detection import evaluate, train
 from cbam.models import create_model
-from cbam.profile import count_params
+from cbam.models.profile import count_params
 
 from _ddp import rank_saving_script
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -296,7 +300,7 @@ def test_engine_train_resume_and_eval(embedded_root, tmp_path, capsys):
                                           "test_images": 4, "object_size": [12, 24], "n_clutter": 3})
     row = train(cfg, progress=False)
     run = tmp_path / "run"
-    for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl", "model.safetensors", "results_test.json"):
+    for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl", "config.json", "model.safetensors", "results_test.json"):
         assert (run / name).is_file(), name
     assert row["detector"] == "ssd" and row["images"] == 4 and 0.0 <= row["voc07_map"] <= 1.0
     cfg.epochs = 2
@@ -307,11 +311,11 @@ def test_engine_train_resume_and_eval(embedded_root, tmp_path, capsys):
     with pytest.raises(ValueError, match="already holds a checkpoint"):
         train(cfg, progress=False)
     capsys.readouterr()
-    assert main(["detect", "eval", str(run / "checkpoint.pt"), "--split", "test"]) == 0
+    assert main(["detect", "eval", "--weights", str(run), "--split", "test"]) == 0
     table = capsys.readouterr().out
     assert "| MobileNet | SSD + CBAM |" in table and "mAP@.5 (VOC07)" in table
-    assert main(["detect", "eval", str(tmp_path / "missing.pt")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert main(["detect", "eval", "--weights", str(tmp_path / "missing")]) == 2
+    assert "no model folder" in capsys.readouterr().err
 
 
 def test_config_errors():
@@ -395,7 +399,7 @@ def test_cli_trains_on_coco_and_voc_layout_folders(embedded_root, tmp_path, caps
                  "--out", str(out), *TINY_DETECT]) == 0
     printed = capsys.readouterr().out
     assert "test split: 4 images" in printed and "| ResNet18 + CBAM | Faster R-CNN |" in printed
-    assert main(["detect", "eval", str(out), "--data", f"coco:{coco}", "--json"]) == 0
+    assert main(["detect", "eval", "--weights", str(out), "--data", f"coco:{coco}", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row["map"] == pytest.approx(json.loads((out / "results_test.json").read_text())["map"])
 
@@ -404,7 +408,7 @@ def test_cli_trains_on_coco_and_voc_layout_folders(embedded_root, tmp_path, caps
 
 @pytest.mark.timeout(1200)
 def test_torchrun_two_processes(embedded_root, tmp_path):
-    script = rank_saving_script(tmp_path / "ddp_detect.py", "cbam.detection.task")
+    script = rank_saving_script(tmp_path / "ddp_detect.py", "cbam.experiments.detection")
     out = tmp_path / "ddp"
     root = Path(__file__).resolve().parents[1]
     data_kwargs = "{format: coco, image_size: 64, train_images: 8, val_images: 4, test_images: 4, object_size: [12, 24], n_clutter: 3}"

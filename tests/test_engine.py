@@ -16,15 +16,13 @@ from cbam.engine import (
     StepOutput,
     Task,
     build_loader,
-    export_safetensors,
     fit,
     load_checkpoint,
-    load_weights,
     read_metrics,
-    read_safetensors_config,
     save_checkpoint,
 )
-from cbam.engine.checkpoint import atomic_write, rng_state, set_rng_state
+from cbam.engine.checkpoint import rng_state, set_rng_state
+from cbam.io import atomic_write, load_state_dict_strict, read_model_folder, read_state_dict, save_pretrained
 from cbam.models import create_model
 
 
@@ -71,8 +69,8 @@ def test_atomic_write_never_exposes_a_partial_file(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"old")
 
-    def failing(f):
-        f.write(b"new, half")
+    def failing(tmp):
+        tmp.write_bytes(b"new, half")
         assert path.read_bytes() == b"old"  # readers still see the complete old file
         raise RuntimeError("disk full")
 
@@ -80,7 +78,7 @@ def test_atomic_write_never_exposes_a_partial_file(tmp_path):
         atomic_write(path, failing)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]  # no temporary file left behind
-    atomic_write(path, lambda f: f.write(b"new"))
+    atomic_write(path, lambda tmp: tmp.write_bytes(b"new"))
     assert path.read_bytes() == b"new"
 
 
@@ -111,13 +109,13 @@ def test_load_checkpoint_refuses_pickled_code_and_garbage(tmp_path):
 
 def test_load_weights_names_what_differs(tmp_path):
     ten = create_model("resnet18", num_classes=10, small_input=True)
-    path = export_safetensors(ten, tmp_path / "model.safetensors", {"model": "resnet18", "num_classes": 10})
-    assert read_safetensors_config(path)["num_classes"] == 10
+    path = save_pretrained(ten, tmp_path / "folder")
+    assert read_model_folder(path).config["num_classes"] == 10
     with pytest.raises(ValueError, match=r"head\.fc\.weight: file \(10, 512\) vs model \(1000, 512\)"):
-        load_weights(create_model("resnet18", small_input=True), path)
+        load_state_dict_strict(create_model("resnet18", small_input=True), read_state_dict(path))
     with pytest.raises(ValueError, match=r"unexpected key\(s\): \['layer1\.0\.attn"):
-        load_weights(ten, create_model("resnet18", attention="cbam", num_classes=10).state_dict())
-    other = load_weights(create_model("resnet18", num_classes=10, small_input=True), path)
+        load_state_dict_strict(ten, create_model("resnet18", attention="cbam", num_classes=10).state_dict())
+    other = load_state_dict_strict(create_model("resnet18", num_classes=10, small_input=True), read_state_dict(path))
     assert all(torch.equal(a, b) for a, b in zip(ten.state_dict().values(), other.state_dict().values()))
 
 

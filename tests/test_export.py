@@ -8,7 +8,7 @@ import torch
 
 import cbam
 from cbam.cli import main
-from cbam.export import check_onnx, check_pt2, export_model, min_input_size
+from cbam.io.export import check_onnx, check_pt2, export_model, min_input_size
 
 pytest.importorskip("onnxruntime")
 

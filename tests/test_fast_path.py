@@ -16,14 +16,13 @@ import warnings
 
 import pytest
 import torch
+from _fused_cases import eval_norm, parts, run
 from torch import nn
 
 import cbam.nn.fused as fused
 from cbam.models import create_model
 from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path, set_fast_path
 from cbam.nn.fused import operator, passes_cpp, passes_torch, switch
-
-from _fused_cases import eval_norm, parts, run
 
 # Every variant the fused path covers: name -> (channels -> module).
 COVERED = {

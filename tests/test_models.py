@@ -6,8 +6,8 @@ import torch
 
 import cbam
 from cbam.models import model_info
+from cbam.models.profile import count_params
 from cbam.nn import CBAM, SqueezeExcitation
-from cbam.profile import count_params
 
 MODELS = cbam.list_models()
 ATTENTIONS = [None, "se", "cbam"]

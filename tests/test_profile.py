@@ -5,7 +5,8 @@ import pytest
 
 import cbam
 from cbam.cli import main
-from cbam.profile import count_gmacs, paper_rows
+from cbam.experiments.paper_tables import paper_rows
+from cbam.models.profile import count_gmacs
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,9 @@ def test_every_gflops_row_matches(rows):
 
 
 def test_cli_paper_tables_exit_code(rows, monkeypatch, capsys):
-    import cbam.cli.profile as cli_profile
+    import cbam.experiments.paper_tables as tables  # the CLI imports it when it runs
 
-    monkeypatch.setattr(cli_profile, "paper_rows", lambda stride_in_1x1: rows)
+    monkeypatch.setattr(tables, "paper_rows", lambda stride_in_1x1: rows)
     assert main(["profile", "--paper-tables"]) == 0
     assert "30/30 rows match" in capsys.readouterr().out
     rows[0].paper_params_m += 1  # a mismatch must fail
@@ -47,8 +48,8 @@ def test_v15_resnet50_counts_more_macs():
 
 
 def test_cli_profile(capsys):
-    assert main(["profile", "resnet50", "--attention", "cbam", "--stride-in-1x1"]) == 0
+    assert main(["profile", "--model", "resnet50", "--attention", "cbam", "--stride-in-1x1"]) == 0
     out = capsys.readouterr().out
     assert "28,089,608" in out and "3.864" in out
-    assert main(["profile", "resnet50", "--attention", "nope"]) == 2
+    assert main(["profile", "--model", "resnet50", "--attention", "nope"]) == 2
     assert "unknown attention" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def cbam(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_train_writes_a_complete_run(trained):
     names = {p.name for p in trained.iterdir()}
-    assert {"config.yaml", "metrics.jsonl", "checkpoint.pt", "model.safetensors", "tensorboard"} <= names
+    assert {"config.yaml", "metrics.jsonl", "checkpoint.pt", "config.json", "model.safetensors", "tensorboard"} <= names
     records = read_metrics(trained)
     assert [r["epoch"] for r in records] == [1, 2]
     for key in ("lr", "train_loss", "train_top1_err", "train_top5_err", "val_top1_err", "val_top5_err", "images_per_s"):
@@ -80,19 +80,24 @@ def test_train_writes_a_complete_run(trained):
 
 def test_eval_reproduces_the_last_validation_metrics(trained, capsys):
     last = read_metrics(trained)[-1]
-    for flag, path in (("--checkpoint", "checkpoint.pt"), ("--weights", "model.safetensors")):
-        assert main(["eval", flag, str(trained / path)]) == 0
+    for path in (trained, trained / "model.safetensors"):  # the folder, or its weights file
+        assert main(["eval", "--weights", str(path)]) == 0
         out = capsys.readouterr().out
         assert f"top-1 error: {last['val_top1_err']:.2f} %" in out
         assert f"top-5 error: {last['val_top5_err']:.2f} %" in out
 
 
 def test_eval_names_what_differs(trained, folder, tmp_path, capsys):
-    assert main(["eval", "--weights", str(trained / "model.safetensors"), "--attention", "cbam"]) == 2
+    other = tmp_path / "other"  # a folder whose config.json names another architecture than its weights
+    other.mkdir()
+    config = json.loads((trained / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "attention": "cbam"}))
+    (other / "model.safetensors").write_bytes((trained / "model.safetensors").read_bytes())
+    assert main(["eval", "--weights", str(other)]) == 2
     err = capsys.readouterr().err
     assert "do not fit model resnet18" in err and "missing key(s): ['layer1.0.attn" in err
     four = make_folder(tmp_path / "four", (2, 2), classes=4)
-    assert main(["eval", "--checkpoint", str(trained / "checkpoint.pt"), "--data", str(four)]) == 2
+    assert main(["eval", "--weights", str(trained), "--data", str(four)]) == 2
     assert "trained on 3 classes but data" in capsys.readouterr().err
 
 
@@ -152,7 +157,7 @@ def test_ddp_two_processes_on_cpu(folder, tmp_path, capsys):
         assert torch.equal(rank0[key], saved[key]), key
     # Validation over two shards equals one process evaluating the saved model.
     last = read_metrics(out)[-1]
-    assert main(["eval", "--checkpoint", str(out / "checkpoint.pt")]) == 0
+    assert main(["eval", "--weights", str(out)]) == 0
     result = capsys.readouterr().out
     assert f"top-1 error: {last['val_top1_err']:.2f} %" in result
     assert f"top-5 error: {last['val_top5_err']:.2f} %" in result

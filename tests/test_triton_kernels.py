@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from _fused_cases import eval_norm, parts, run
 from torch import nn
 
 from cbam.models import create_model
 from cbam.nn import CBAM, ChannelAttention, SpatialAttention, SqueezeExcitation, fast_path
 from cbam.nn.fused import operator, passes_torch, passes_triton, supports
-
-from _fused_cases import eval_norm, parts, run
 
 pytestmark = pytest.mark.skipif(
     not (passes_triton.available() and (passes_triton.interpreting() or torch.cuda.is_available())),

@@ -1,6 +1,8 @@
 """Grad-CAM, attention maps, localisation scores, figures and the gradcam / attention commands."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import cbam
 from cbam.cli import main
-from cbam.engine import export_safetensors
+from cbam.data import eval_preprocessing
+from cbam.io import save_pretrained, save_safetensors
 from cbam.nn import CBAM
 from cbam.viz import (
     CamColumn,
@@ -28,7 +31,6 @@ from cbam.viz import (
     save_figure,
     target_layer,
 )
-
 
 SIZE = 64  # input side: the ImageNet stems (stride 32 overall) leave a 2 x 2 last stage
 
@@ -228,7 +230,7 @@ TINY = {"widths": [16, 32, 64, 128], "stem_width": 16, "small_input": True}
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    """A tiny Cluttered Digits set (32 px, 2 images per class and split) and two weight files."""
+    """A tiny Cluttered Digits set (32 px, 2 images per class and split) and two model folders' weight files."""
     from cbam.data import build_embedded
 
     root = build_embedded(tmp_path_factory.mktemp("emb") / "d", image_size=32, object_size=(8, 16),
@@ -237,12 +239,9 @@ def embedded(tmp_path_factory):
     for att in ("none", "cbam"):
         torch.manual_seed(0)
         model = cbam.create_model("resnet18", attention=None if att == "none" else att, num_classes=10, **TINY)
-        config = {"model": "resnet18", "attention": None if att == "none" else att, "model_kwargs": TINY,
-                  "num_classes": 10, "classes": [str(c) for c in range(10)], "data": f"embedded:{root}",
-                  "transforms": "embedded", "image_size": 32}
-        run = root.parent / att / "seed0"
-        run.mkdir(parents=True)
-        files[att] = export_safetensors(model, run / "model.safetensors", config)
+        run = save_pretrained(model, root.parent / att / "seed0", classes=[str(c) for c in range(10)],
+                              data=f"embedded:{root}", preprocessing=eval_preprocessing("embedded", 32, 32))
+        files[att] = run / "model.safetensors"
     return root, files
 
 
@@ -258,7 +257,7 @@ def test_load_viz_model_from_run_dir_and_file(embedded):
 def test_cli_gradcam_figure_and_localization_table(embedded, tmp_path, capsys):
     root, files = embedded
     out = tmp_path / "fig.png"
-    assert main(["gradcam", str(files["none"].parent), str(files["cbam"]), "--data", f"embedded:{root}",
+    assert main(["gradcam", "--weights", str(files["none"].parent), str(files["cbam"]), "--data", f"embedded:{root}",
                  "--num", "3", "--out", str(out), "--dpi", "40", "--localization", str(tmp_path / "loc")]) == 0
     assert Image.open(out).size[0] == 3 * 2 * 40  # input + 2 models, 2 inches each at 40 dpi
     text = capsys.readouterr().out
@@ -280,11 +279,11 @@ def test_compare_extra_localization(embedded):
 def test_cli_attention_and_untrained_demo(embedded, tmp_path, capsys):
     root, files = embedded
     out = tmp_path / "att.png"
-    assert main(["attention", str(files["cbam"]), "--data", f"embedded:{root}", "--index", "3",
+    assert main(["attention", "--weights", str(files["cbam"]), "--data", f"embedded:{root}", "--index", "3",
                  "--last-per-stage", "--out", str(out), "--dpi", "30"]) == 0
     assert "4 CBAM blocks" in capsys.readouterr().out and out.is_file()
     demo = tmp_path / "demo.png"
-    assert main(["gradcam", "resnet18", "--out", str(demo), "--dpi", "30"]) == 0  # scikit-learn's 2 photos
+    assert main(["gradcam", "--model", "resnet18", "--out", str(demo), "--dpi", "30"]) == 0  # scikit-learn's 2 photos
     assert Image.open(demo).size == (2 * 2 * 30, pytest.approx(Image.open(demo).size[1]))
 
 
@@ -292,19 +291,25 @@ def test_bad_input_gives_clear_errors(embedded, tmp_path, capsys):
     root, files = embedded
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
+    other = tmp_path / "other"  # a folder whose config.json names another architecture than its weights
+    other.mkdir()
+    config = json.loads((files["cbam"].parent / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "architecture": "mobilenet_v1", "model_args": {}}))
+    (other / "model.safetensors").write_bytes(files["cbam"].read_bytes())
     cases = [
-        (["gradcam", "resnet18", "--images", str(bad)], "cannot read image .*broken.png"),
-        (["gradcam", "resnet18", "--images", str(tmp_path / "missing.jpg")], "missing.jpg' does not exist"),
-        (["gradcam", str(files["cbam"]), "--stage", "4", "--data", f"embedded:{root}"], "stage=4 is out of range"),
-        (["gradcam", str(files["cbam"]), "--arch", "mobilenet_v1"], "missing key"),
-        (["gradcam", "resnet1000"], "neither a run directory"),
-        (["attention", str(files["none"])], "no CBAM module"),
+        (["gradcam", "--model", "resnet18", "--images", str(bad)], "cannot read image .*broken.png"),
+        (["gradcam", "--model", "resnet18", "--images", str(tmp_path / "missing.jpg")], "missing.jpg' does not exist"),
+        (["gradcam", "--weights", str(files["cbam"]), "--stage", "4", "--data", f"embedded:{root}"],
+         "stage=4 is out of range"),
+        (["gradcam", "--weights", str(other)], "missing key"),
+        (["gradcam", "--model", "resnet1000"], "neither a model folder"),
+        (["attention", "--weights", str(files["none"])], "no CBAM module"),
     ]
     for argv, message in cases:
         assert main([*argv, "--out", str(tmp_path / "x.png")]) == 2, argv
         err = capsys.readouterr().err
         assert __import__("re").search(message, err), (argv, err)
     raw = tmp_path / "raw.safetensors"
-    export_safetensors(cbam.create_model("resnet18", num_classes=10), raw)
-    with pytest.raises(ValueError, match="stores no training config"):
+    save_safetensors(cbam.create_model("resnet18", num_classes=10).state_dict(), raw)
+    with pytest.raises(ValueError, match="is a weights file, not a model folder"):
         load_viz_model(raw)

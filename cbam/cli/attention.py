@@ -3,35 +3,41 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import build_dataset
-from ..viz.attention_maps import attention_maps
-from ..viz.figures import UNTRAINED_TITLE, attention_figure, save_figure
-from ..viz.images import load_image, sample_images, to_display
-from ..viz.loading import load_viz_model
+from . import example
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "attention", help="spatial and channel attention maps of every CBAM block for one image",
         description="M_s of every CBAM block over the image and M_c of each block as a heat strip, read "
-                    "through forward pre-hooks. Without --image / --data: scikit-learn's china.jpg.")
-    p.add_argument("model", metavar="MODEL",
-                   help="run directory, .safetensors or checkpoint file, or a model name (untrained weights)")
+                    "through forward pre-hooks. Without --image / --data: scikit-learn's china.jpg.",
+        **example("cbam attention --weights runs/compare/cbam/seed0 --data embedded --index 3\n"
+                  "cbam attention --model cbam_resnet50"))
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--weights", metavar="DIR", help="model folder (config.json + model.safetensors)")
+    which.add_argument("--model", metavar="NAME", help="registry model name, untrained (e.g. cbam_resnet50)")
+    p.add_argument("--attention", help="attention of an untrained --model")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--image", help="image file")
     src.add_argument("--data", help="dataset (a --data value, e.g. embedded); shows image --index of --split")
     p.add_argument("--split", default="val", help="split of --data (default: val)")
     p.add_argument("--index", type=int, default=0, help="image index in --data (default: 0)")
     p.add_argument("--last-per-stage", action="store_true", help="only the last CBAM block of each stage")
-    p.add_argument("--arch", help="architecture of weights stored without a config (e.g. resnet18)")
-    p.add_argument("--attention", help="attention of weights stored without a config, or of untrained models")
     p.add_argument("--out", default="attention.png", help="figure file (default: attention.png)")
     p.add_argument("--dpi", type=int, default=120, help="figure resolution (default: 120)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    vm = load_viz_model(args.model, args.arch, args.attention)
+    from ..data import build_dataset
+    from ..viz.attention_maps import attention_maps
+    from ..viz.figures import UNTRAINED_TITLE, attention_figure, save_figure
+    from ..viz.images import load_image, sample_images, to_display
+    from ..viz.loading import load_viz_model
+
+    vm = load_viz_model(args.weights) if args.weights else load_viz_model(args.model, args.attention)
     what = ""
     if args.data:
         dataset = build_dataset(args.data, args.split, transform=vm.transform)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import example
 from .train import add_config_arguments, config_from_args
 
 __all__ = ["add_parser", "add_common_arguments", "run", "run_comparison"]
@@ -12,7 +13,7 @@ __all__ = ["add_parser", "add_common_arguments", "run", "run_comparison"]
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``compare`` and ``ablate``."""
     add_config_arguments(p, model_flags=False)
-    p.add_argument("--model", help="registry backbone (default: the recipe's)")
+    p.add_argument("--model", help="registry model name (default: the recipe's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     p.add_argument("--out", help="output directory (default: runs/<command>)")
     p.add_argument("--extra", action="append", default=[], metavar="NAME",
@@ -35,7 +36,8 @@ def run_comparison(args: argparse.Namespace, attentions: tuple[str, ...], out: s
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="train plain / +SE / +CBAM with N seeds; print a Table-4-style table")
+    p = sub.add_parser("compare", help="train plain / +SE / +CBAM with N seeds; print a Table-4-style table",
+                       **example("cbam compare --config embedded --seeds 0 1 2"))
     add_common_arguments(p)
     p.add_argument("--attentions", nargs="+", default=["none", "se", "cbam"],
                    help="attention variants to compare (default: none se cbam)")

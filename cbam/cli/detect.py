@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from . import example
 from .train import key_value
 
 __all__ = ["add_parser", "run"]
@@ -15,15 +16,18 @@ __all__ = ["add_parser", "run"]
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a detector, then evaluate it (one process, or many under torchrun)",
                        description="Train Faster R-CNN / SSD / StairNet from a recipe (flags override it), then "
-                                   "evaluate on the test split and print a Table-6/7-style row.")
+                                   "evaluate on the test split and print a Table-6/7-style row. The run "
+                                   "directory ends up a model folder (config.json + model.safetensors).",
+                       **example("cbam detect train --config detect_embedded --attention cbam --out runs/det"))
     p.add_argument("--config", default="detect_embedded",
                    help="recipe: detect_embedded, detect_voc, detect_coco or a .yaml path (default: detect_embedded)")
     p.add_argument("--detector", choices=("faster_rcnn", "ssd", "stairnet"))
     p.add_argument("--backbone", help="resnet50/resnet101/... (Faster R-CNN); vgg16 or mobilenet_v1 (SSD, StairNet)")
     p.add_argument("--attention", help="none, se or cbam")
-    p.add_argument("--backbone-weights", help="classification checkpoint/safetensors of ours for the backbone")
+    p.add_argument("--backbone-weights", metavar="DIR",
+                   help="classification model folder of ours for the backbone (e.g. a cbam train run)")
     p.add_argument("--data", help="embedded[:DIR], voc:VOCDEVKIT_DIR or coco:ROOT")
-    p.add_argument("--image-size", type=int, help="SSD/StairNet input side; Faster R-CNN min_size")
+    p.add_argument("--image-size", type=int, help="side of the detector's input (Faster R-CNN: its shorter side)")
     p.add_argument("--augment", choices=("none", "hflip", "ssd"))
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
@@ -45,8 +49,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a detection run (COCO mAP and VOC07 mAP@.5)")
-    p.add_argument("weights", nargs="+", help="run directories, checkpoint.pt or model.safetensors files (one row each)")
+    p = sub.add_parser("eval", help="evaluate detection model folders (COCO mAP and VOC07 mAP@.5)",
+                       **example("cbam detect eval --weights runs/det"))
+    p.add_argument("--weights", nargs="+", required=True, metavar="DIR",
+                   help="model folders written by cbam detect train (one row each)")
     p.add_argument("--data", help="default: the data each run was trained on")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -57,13 +63,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_params(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("params", help="parameter counts of the paper's detectors beside Table 6/7's")
+    p = sub.add_parser("params", help="parameter counts of the paper's detectors beside Table 6/7's",
+                       **example("cbam detect params --table 7"))
     p.add_argument("--table", choices=("6", "7"), default="7")
     p.set_defaults(detect_func=_run_params)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("detect", help="object detection: Faster R-CNN (Table 6), SSD / StairNet (Table 7)")
+    p = sub.add_parser("detect", help="object detection: Faster R-CNN (Table 6), SSD / StairNet (Table 7)",
+                       **example("cbam detect train --help"))
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     _add_train(actions)
@@ -72,9 +80,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from ..detection.config import load_detect_config
-    from ..detection.task import format_results, train
     from ..engine.loop import NonFiniteLossError
+    from ..experiments.config import load_detect_config
+    from ..experiments.detection import format_results, train
 
     flags: dict[str, Any] = {k: getattr(args, k) for k in (
         "detector", "backbone", "attention", "backbone_weights", "data", "image_size", "augment", "epochs",
@@ -93,7 +101,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from ..detection.task import evaluate, format_results
+    from ..experiments.detection import evaluate, format_results
 
     rows = [evaluate(w, args.data, split=args.split, batch_size=args.batch_size, workers=args.workers,
                      device=args.device) for w in args.weights]
@@ -102,7 +110,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_params(args: argparse.Namespace) -> int:
-    from ..detection.params import format_param_rows, param_rows
+    from ..experiments.paper_tables import format_param_rows, param_rows
 
     print(format_param_rows(param_rows(args.table)))
     return 0

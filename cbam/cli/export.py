@@ -1,24 +1,24 @@
-"""``cbam export``: a model (or a model folder) to ONNX or ``.pt2``, checked against PyTorch on another input size."""
+"""``cbam export``: a registry model or a model folder to ONNX or ``.pt2``, checked against PyTorch on another input size."""
 from __future__ import annotations
 
 import argparse
 
-import torch
+from . import example
 
-from ..export import FORMATS, check_onnx, check_pt2, export_model, min_input_size
-from ..hub import from_pretrained
-from ..models import create_model, list_models
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export to ONNX or torch.export .pt2 (dynamic batch, height, width) and check it")
-    p.add_argument("model", nargs="?", help=f"model name, one of {list_models()} (or se_/cbam_ + a name)")
-    p.add_argument("--attention", default=None, help="none, se, cbam, cbam_official or any ablation name")
-    p.add_argument("--weights", default=None, metavar="DIR",
-                   help="model folder (config.json + model.safetensors) to export instead of a fresh MODEL")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--small-input", action="store_true", default=None, help="3x3 stride-1 stem (32-64 px images)")
-    p.add_argument("--format", choices=FORMATS, required=True)
+    p = sub.add_parser("export", help="export to ONNX or torch.export .pt2 (dynamic batch, height, width) and check it",
+                       **example("cbam export --weights runs/embedded --format onnx --out model.onnx\n"
+                                 "cbam export --model resnet50 --attention cbam --format pt2 --out r50.pt2"))
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="registry model name (untrained weights), e.g. resnet50 or cbam_resnet50")
+    src.add_argument("--weights", metavar="DIR", help="model folder (config.json + model.safetensors)")
+    p.add_argument("--attention", default=None, help="with --model: none, se, cbam, cbam_official or an ablation name")
+    p.add_argument("--num-classes", type=int, default=None, help="with --model (default: 1000)")
+    p.add_argument("--small-input", action="store_true", default=None, help="with --model: 3x3 stride-1 stem (32-64 px)")
+    p.add_argument("--format", choices=("onnx", "pt2"), required=True)
     p.add_argument("--out", required=True, help="output file (.onnx or .pt2)")
     p.add_argument("--example-size", type=int, default=None, help="square size traced with (default: 2*min - 2)")
     p.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
@@ -26,16 +26,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..io.export import check_onnx, check_pt2, export_model, min_input_size
+    from ..io.model_folder import from_pretrained
+    from ..models import create_model
+
     if args.weights:
         if args.attention or args.num_classes or args.small_input:
             raise ValueError("--weights takes the architecture from the folder's config.json; "
                              "drop --attention / --num-classes / --small-input")
         model = from_pretrained(args.weights)
-    elif args.model:
+    elif not args.model:
+        raise ValueError("give --model NAME or --weights DIR")
+    else:
         model = create_model(args.model, attention=args.attention, num_classes=args.num_classes or 1000,
                              small_input=args.small_input)
-    else:
-        raise ValueError("give a MODEL or --weights DIR")
     model.eval()
     smallest = min_input_size(model)
     size = args.example_size or 2 * smallest - 2

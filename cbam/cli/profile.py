@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import create_model, list_models, model_info
-from ..profile import count_gmacs, count_params, format_rows, paper_rows
+from . import example
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="parameters and GFLOPs (multiply-accumulates), as the paper counts them")
-    p.add_argument("model", nargs="?", help=f"model name, one of {list_models()}")
+    p = sub.add_parser("profile", help="parameters and GFLOPs (multiply-accumulates), as the paper counts them",
+                       **example("cbam profile --model resnet50 --attention cbam --stride-in-1x1\n"
+                                 "cbam profile --paper-tables"))
+    p.add_argument("--model", help="registry model name, e.g. resnet50 (see cbam.list_models())")
     p.add_argument("--attention", default=None, help="none, se, cbam or any ablation name (default: none)")
     p.add_argument("--stride-in-1x1", action="store_true", default=None,
                    help="ResNet v1 bottlenecks (stride on the first 1x1 conv), as the paper counts GFLOPs")
-    p.add_argument("--input-size", type=int, default=None, help="square input size (default: the model's, 224)")
+    p.add_argument("--image-size", type=int, default=None, help="side of the square input (default: the model's, 224)")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--paper-tables", action="store_true",
                    help="print every row of Tables 4 and 5 beside the paper's values; exit 1 on a mismatch")
@@ -21,7 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..models import create_model, model_info
+    from ..models.profile import count_gmacs, count_params
+
     if args.paper_tables:
+        from ..experiments.paper_tables import format_rows, paper_rows
+
         rows = paper_rows(stride_in_1x1=True)
         print(format_rows(rows))
         bad = [r.label for r in rows if not r.match]
@@ -31,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
             print("mismatch: " + ", ".join(bad))
         return 1 if bad else 0
     if not args.model:
-        raise ValueError("give a MODEL or --paper-tables")
+        raise ValueError("give --model NAME or --paper-tables")
     info = model_info(args.model)
     kwargs = {"stride_in_1x1": args.stride_in_1x1} if not info.name.startswith("mobilenet") else {}
     model = create_model(args.model, attention=args.attention, num_classes=args.num_classes, **kwargs)
-    size = (3, args.input_size, args.input_size) if args.input_size else info.input_size
+    size = (3, args.image_size, args.image_size) if args.image_size else info.input_size
     print(f"model:      {args.model} (attention={args.attention or 'none'})")
     print(f"input:      1 x {size[0]} x {size[1]} x {size[2]}")
     print(f"parameters: {count_params(model):,} ({count_params(model) / 1e6:.2f} M)")

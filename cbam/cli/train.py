@@ -6,14 +6,15 @@ import os
 import sys
 from typing import Any
 
-import yaml
-
-from ..engine.loop import NonFiniteLossError
+from . import example
 
 __all__ = ["add_parser", "add_config_arguments", "config_from_args", "run"]
 
 
 def key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set``: the key (``-`` -> ``_``) and the value read as YAML."""
+    import yaml
+
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -25,14 +26,14 @@ def add_config_arguments(p: argparse.ArgumentParser, *, model_flags: bool = True
     p.add_argument("--config", default="embedded",
                    help="recipe name (imagenet, cifar, embedded) or a .yaml path (default: embedded)")
     if model_flags:
-        p.add_argument("--model", help="registry model, e.g. resnet18, resnet50, mobilenet_v1")
+        p.add_argument("--model", help="registry model name, e.g. resnet18, resnet50, mobilenet_v1")
         p.add_argument("--attention", help="none, se, cbam or an ablation name (e.g. cbam_parallel)")
     p.add_argument("--data", help="embedded[:DIR], an ImageNet-style folder, cifar10:DIR or cifar100:DIR")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
     p.add_argument("--lr", type=float, help="learning rate (default: lr_per_256 x batch / 256)")
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--image-size", type=int, help="training crop side in pixels")
+    p.add_argument("--image-size", type=int, help="side of the model's input (training crops and evaluation)")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="DataLoader worker processes per training process")
     p.add_argument("--threads", type=int, help="CPU threads per process (default: torch's)")
@@ -61,7 +62,9 @@ def config_from_args(args: argparse.Namespace, **fixed: Any):
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (one process, or many under torchrun)",
                        description="Train a model from a recipe; flags override the recipe. Under "
-                                   "`torchrun --nproc_per_node N -m cbam train ...` it runs data parallel.")
+                                   "`torchrun --nproc_per_node N -m cbam train ...` it runs data parallel. The "
+                                   "run directory ends up a model folder (config.json + model.safetensors).",
+                       **example("cbam train --config embedded --attention cbam --out runs/embedded"))
     add_config_arguments(p)
     p.add_argument("--out", help="run directory (default: the recipe's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -69,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.loop import NonFiniteLossError
     from ..experiments.classification import train
 
     cfg = config_from_args(args)

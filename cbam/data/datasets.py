@@ -1,13 +1,17 @@
-"""One ``--data`` argument for every supported dataset.
+"""One ``--data`` argument for every supported dataset, classification and detection.
 
-| ``--data`` | dataset |
-|---|---|
-| ``embedded`` | Cluttered Digits in ``./data/embedded`` (built there at the defaults if missing) |
-| ``embedded:<dir>`` | Cluttered Digits in ``<dir>`` (built there at the defaults if missing) |
-| ``<dir>`` or ``folder:<dir>`` | an ImageNet-style folder: ``<dir>/train/<class>/*``, ``<dir>/val/<class>/*`` |
-| ``cifar10:<dir>``, ``cifar100:<dir>`` | CIFAR pickles: ``<dir>`` holds ``cifar-10-batches-py`` / ``cifar-100-python`` or is it |
+| ``--data`` | task | dataset |
+|---|---|---|
+| ``embedded[:<dir>]`` | classification | Cluttered Digits in ``<dir>`` (default ``./data/embedded``; built there at the defaults if missing) |
+| ``<dir>`` or ``folder:<dir>`` | classification | an ImageNet-style folder: ``<dir>/train/<class>/*``, ``<dir>/val/<class>/*`` |
+| ``cifar10:<dir>``, ``cifar100:<dir>`` | classification | CIFAR pickles: ``<dir>`` holds ``cifar-10-batches-py`` / ``cifar-100-python`` or is it |
+| ``embedded[:<dir>]`` | detection | Cluttered Digits Detection in ``<dir>`` (default ``./data/embedded_detection``; built if missing) |
+| ``voc:<dir>`` | detection | a ``VOCdevkit`` folder (VOC2007 / VOC2012) |
+| ``coco:<dir>`` | detection | COCO 2017: ``<dir>/{train,val}2017``, ``<dir>/annotations`` |
 
-Splits are ``"train"`` and ``"val"`` (CIFAR's ``val`` is its test set, as in the literature).
+:func:`parse_data` reads every form; :func:`build_dataset` (classification: splits ``"train"`` and
+``"val"``, CIFAR's ``val`` being its test set as in the literature) and
+:func:`build_detection_dataset` (splits ``"train"``, ``"val"``, ``"test"``) build the datasets.
 An existing embedded folder is used as it is (whatever parameters built it, see its
 ``meta.json``); one written by another generator version is rebuilt with its parameters. In
 distributed runs, build the data on one process first (``build_dataset`` on rank 0, then a barrier).
@@ -18,44 +22,64 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import Dataset
 
 from .cifar import CIFARDataset
+from .detection import CocoDetectionDataset, DetectionDataset, VOCDetectionDataset
+from .detection_transforms import DetectionAugment
 from .embedded import GENERATOR_VERSION, build_embedded, load_meta
+from .embedded_detection import build_embedded_detection, embedded_detection_dataset
 from .folder import EmbeddedDataset, ImageFolderDataset, find_classes
 from .transforms import build_transforms
 
-__all__ = ["DEFAULT_EMBEDDED_ROOT", "DataSpec", "parse_data", "prepare_embedded", "build_dataset"]
+__all__ = ["DEFAULT_EMBEDDED_ROOT", "DEFAULT_EMBEDDED_DETECTION_ROOT", "TASKS", "DataSpec", "parse_data",
+           "prepare_embedded", "build_dataset", "build_detection_dataset"]
 
 DEFAULT_EMBEDDED_ROOT = Path("data/embedded")
-_SCHEMES = {"embedded": "embedded", "folder": "imagefolder", "cifar10": "cifar10", "cifar100": "cifar100"}
+DEFAULT_EMBEDDED_DETECTION_ROOT = Path("data/embedded_detection")
+TASKS = ("classification", "detection")
+#: task -> {scheme: kind}; "embedded" (alone or with ":<dir>") is valid for both tasks.
+_SCHEMES = {
+    "classification": {"embedded": "embedded", "folder": "imagefolder", "cifar10": "cifar10", "cifar100": "cifar100"},
+    "detection": {"embedded": "embedded", "voc": "voc", "coco": "coco"},
+}
+_FORMS = {
+    "classification": "'embedded', 'embedded:<dir>', '<dir>', 'folder:<dir>', 'cifar10:<dir>' or 'cifar100:<dir>'",
+    "detection": "embedded[:<dir>], voc:<VOCdevkit dir> or coco:<root>",
+}
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A parsed ``--data`` value: ``kind`` (a ``transforms.DATA_KINDS`` entry) and ``root``."""
+    """A parsed ``--data`` value: ``kind`` (``embedded``, ``imagefolder``, ``cifar10``, ``cifar100``,
+    ``voc`` or ``coco``) and ``root``."""
 
     kind: str
     root: Path
 
 
-def parse_data(data: str) -> DataSpec:
-    """Parse a ``--data`` value (see the module docstring); ValueError for an unknown scheme."""
+def parse_data(data: str | os.PathLike, task: str = "classification") -> DataSpec:
+    """Parse a ``--data`` value for ``task`` (see the module docstring); ValueError for an unknown scheme."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if not isinstance(data, (str, os.PathLike)) or not os.fspath(data).strip():
-        raise ValueError(f"--data must be 'embedded', 'embedded:<dir>', '<dir>', 'cifar10:<dir>' or "
-                         f"'cifar100:<dir>', got {data!r}")
+        raise ValueError(f"--data must be {_FORMS[task]}, got {data!r}")
     data = os.fspath(data).strip()
+    schemes = _SCHEMES[task]
     if data == "embedded":
-        return DataSpec("embedded", DEFAULT_EMBEDDED_ROOT)
+        return DataSpec("embedded", DEFAULT_EMBEDDED_ROOT if task == "classification" else DEFAULT_EMBEDDED_DETECTION_ROOT)
     scheme, sep, rest = data.partition(":")
-    if sep and scheme in _SCHEMES:
+    if sep and scheme in schemes:
         if not rest:
             raise ValueError(f"--data {data!r}: a folder is required after '{scheme}:'")
-        return DataSpec(_SCHEMES[scheme], Path(rest).expanduser())
+        return DataSpec(schemes[scheme], Path(rest).expanduser())
+    if task == "detection":
+        raise ValueError(f"--data {data!r}: expected {_FORMS[task]}")
     if sep and scheme.isidentifier() and len(scheme) > 1 and not Path(data).exists():
         raise ValueError(f"--data {data!r}: unknown scheme {scheme!r}; expected one of "
-                         f"{', '.join(f'{s}:<dir>' for s in _SCHEMES)}, 'embedded' or a folder path")
+                         f"{', '.join(f'{s}:<dir>' for s in schemes)}, 'embedded' or a folder path")
     return DataSpec("imagefolder", Path(data).expanduser())
 
 
@@ -115,3 +139,33 @@ def _image_folder(root: Path, split: str, transform: Callable, skip_corrupt: boo
     classes = find_classes(root / "train")  # the training split defines the label indices
     find_classes(root / "val")
     return ImageFolderDataset(root / split, transform, classes=classes, skip_corrupt=skip_corrupt)
+
+
+def build_detection_dataset(data: str, split: str, data_kwargs: dict[str, Any] | None = None, *,
+                            train: bool = False, augment: str = "none") -> DetectionDataset:
+    """Split ``train`` / ``val`` / ``test`` of detection ``data`` (``embedded[:DIR]``, ``voc:DIR``, ``coco:ROOT``).
+
+    Args:
+        data_kwargs: embedded: ``format`` (``coco`` / ``voc``) and the build options of
+            :func:`~cbam.data.embedded_detection.build_embedded_detection` (built if missing); voc:
+            ``<split>_years``, ``<split>_set``, ``classes``; coco: ``<train|val>_images``, ``<train|val>_annotations``.
+        train: a training split drops difficult objects and gets ``augment`` (``none``, ``hflip``,
+            ``ssd``); evaluation splits keep them flagged.
+    """
+    spec = parse_data(data, task="detection")
+    kw = dict(data_kwargs or {})
+    transforms = DetectionAugment(augment) if train and augment != "none" else None
+    keep_difficult = not train
+    if spec.kind == "embedded":
+        fmt = kw.pop("format", "coco")
+        root = build_embedded_detection(spec.root, **kw)
+        return embedded_detection_dataset(root, split, fmt, transforms, keep_difficult)
+    if spec.kind == "voc":
+        years = kw.get(f"{split}_years", ["2007", "2012"] if split == "train" else ["2007"])
+        image_set = kw.get(f"{split}_set", {"train": "trainval", "val": "test", "test": "test"}[split])
+        return VOCDetectionDataset(spec.root, [str(y) for y in years], image_set, kw.get("classes"), transforms,
+                                   keep_difficult)
+    part = "train" if split == "train" else "val"
+    images = kw.get(f"{part}_images", str(spec.root / f"{part}2017"))
+    annotations = kw.get(f"{part}_annotations", str(spec.root / "annotations" / f"instances_{part}2017.json"))
+    return CocoDetectionDataset(images, annotations, transforms, keep_difficult)

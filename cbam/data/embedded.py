@@ -51,13 +51,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .._optional import require
+from ._build import build_once, load_meta
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -87,9 +88,7 @@ Box = tuple[int, int, int, int]
 
 # ---- sources ---------------------------------------------------------------------------------
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
+    data = require("sklearn.datasets", "train", "the embedded data").load_digits()
     images = (data.images / 16.0).astype(np.float32)  # (1797, 8, 8) in [0, 1]
     return images, data.target.astype(np.int64)
 
@@ -104,8 +103,7 @@ def source_indices(split: str, seed: int = 0) -> np.ndarray:
 
     The three splits are disjoint and together cover all 1,797 images. Returns sorted int64 (N,).
     """
-    from sklearn.model_selection import train_test_split
-
+    train_test_split = require("sklearn.model_selection", "train", "the embedded data").train_test_split
     _check_split(split)
     _, labels = _load_digits()
     index = np.arange(len(labels))
@@ -259,17 +257,6 @@ def _params(image_size: int, train_per_class: int, val_per_class: int, seed: int
     }
 
 
-def load_meta(root: str | os.PathLike) -> dict | None:
-    """The ``meta.json`` of an embedded dataset at ``root``, or None if there is none."""
-    path = Path(root) / "meta.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete {Path(root)} to rebuild it") from err
-
-
 def _write_split(out: Path, split: str, per_class: int, params: dict) -> dict[str, list[int]]:
     digits, labels = digit_sources(split, params["seed"])
     boxes: dict[str, list[int]] = {}
@@ -315,8 +302,8 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
 
     Defaults: 64 x 64 canvases, 300 training and 100 validation images per class (3,000 + 1,000),
     objects 16-32 px, 8 clutter fragments, noise std 0.08. If ``root/meta.json`` records the same
-    parameters, nothing is done; if it records others, the dataset is rebuilt. The dataset is
-    built in a temporary sibling folder and renamed into place, so ``root`` is never half-written.
+    parameters, nothing is done; if it records others, the dataset is rebuilt (see
+    :func:`cbam.data._build.build_once`, the policy shared with the detection data).
 
     Returns ``root`` as a Path. Raises ValueError if ``root`` is a non-empty folder that is not an
     embedded dataset (it is never deleted then) or a parameter is out of range.
@@ -330,48 +317,14 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
         raise ValueError(f"object_size {object_size} does not fit image_size {image_size} with a 4 px margin")
     params = _params(int(image_size), int(train_per_class), int(val_per_class), int(seed),
                      tuple(object_size), int(n_clutter), float(noise_std))
-    if root.exists():
-        if not root.is_dir():
-            raise ValueError(f"embedded dataset root {root} exists and is not a folder")
-        meta = load_meta(root)
-        if meta == params:
-            return root
-        if meta is None and any(root.iterdir()):
-            raise ValueError(f"{root} is a non-empty folder without meta.json, not an embedded dataset; "
-                             "choose another folder (it is not touched)")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset is an ordinary folder
-    try:
-        boxes = {split: _write_split(tmp, split, per_class, params)
+
+    def write(out: Path) -> None:
+        boxes = {split: _write_split(out, split, per_class, params)
                  for split, per_class in (("train", train_per_class), ("val", val_per_class))}
-        (tmp / "boxes.json").write_text(json.dumps(boxes, indent=0, sort_keys=True))
-        _sample_grid(tmp, boxes["val"]).quantize(256).save(tmp / "samples.png", optimize=True)  # ~190 KB
-        (tmp / "meta.json").write_text(json.dumps(params, indent=2, sort_keys=True))
-        _replace_dir(tmp, root, params)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+        (out / "boxes.json").write_text(json.dumps(boxes, indent=0, sort_keys=True))
+        _sample_grid(out, boxes["val"]).quantize(256).save(out / "samples.png", optimize=True)  # ~190 KB
 
-
-def _replace_dir(new: Path, root: Path, params: dict) -> None:
-    """Move the finished build ``new`` to ``root``, replacing an outdated embedded dataset there."""
-    if load_meta(root) == params:  # another process has just built the same dataset
-        return
-    old = None
-    if root.exists():
-        old = root.with_name(f".{root.name}.old-{os.getpid()}")
-        os.replace(root, old)
-    try:
-        os.replace(new, root)
-    except OSError:
-        if load_meta(root) != params:  # another process did not just build the same dataset
-            raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    return build_once(root, params, write, what="embedded dataset", shared=False)
 
 
 def load_boxes(root: str | os.PathLike, split: str) -> dict[str, tuple[int, int, int, int]]:

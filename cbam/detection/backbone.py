@@ -1,8 +1,8 @@
 """Detection backbones as thin adapters over our classification models (no copied blocks).
 
 :class:`StagesBackbone` runs a registry model's ``forward_stages`` and returns the stages named in
-its ``feature_info``; :func:`load_backbone_weights` fills it from one of our classification
-checkpoints; :func:`freeze_batchnorm` and :func:`freeze_stages` are the usual fine-tuning options.
+its ``feature_info``; :func:`load_backbone_weights` fills it from one of our classification model
+folders (or a weight file); :func:`freeze_batchnorm` and :func:`freeze_stages` are the usual fine-tuning options.
 """
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file
 from torch import Tensor, nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from ..engine.checkpoint import load_checkpoint, read_safetensors_config
+from ..io.model_folder import read_model_folder
+from ..io.state_dict import read_checkpoint
 from ..models import create_model
+from ..nn.factory import AttentionSpec
 
 __all__ = ["StagesBackbone", "build_stages_backbone", "load_backbone_weights", "freeze_batchnorm", "freeze_stages"]
 
@@ -45,12 +46,12 @@ class StagesBackbone(nn.Module):
         self.out_channels_list = [info[s]["num_chs"] for s in stages]
         self.reductions = [info[s]["reduction"] for s in stages]
 
-    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         feats = self.body.forward_stages(x)
         return OrderedDict((str(i), feats[s]) for i, s in enumerate(self.stages))
 
 
-def build_stages_backbone(name: str, attention: Any, stages: Sequence[int], weights: str | Path | None = None,
+def build_stages_backbone(name: str, attention: AttentionSpec, stages: Sequence[int], weights: str | Path | None = None,
                           **model_kwargs: Any) -> tuple[StagesBackbone, dict[str, Any]]:
     """Create registry model ``name`` (+ ``attention``), load ``weights`` if given, wrap it.
 
@@ -63,17 +64,17 @@ def build_stages_backbone(name: str, attention: Any, stages: Sequence[int], weig
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    if path.is_dir():
+        return read_model_folder(path).state_dict()
     if not path.is_file():
-        raise FileNotFoundError(f"backbone checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        read_safetensors_config(path)  # a clear error for a file that is not safetensors
-        return load_file(str(path))
-    return load_checkpoint(path)["model"]
+        raise FileNotFoundError(f"backbone weights {path} do not exist")
+    return read_checkpoint(path).state_dict
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load a classification run's ``model.safetensors`` or ``checkpoint.pt`` (read without unpickling
-    code; a DDP ``module.`` prefix is stripped) into ``model``, classifier excluded.
+    """Load a classification model folder (a finished ``cbam train`` run) or a weight file (``.safetensors``,
+    or a checkpoint read without unpickling code; a DDP ``module.`` prefix is stripped) into ``model``,
+    classifier excluded.
 
     Returns:
         ``{"loaded": [...], "missing": [...], "unexpected": [...]}``: backbone keys filled, backbone

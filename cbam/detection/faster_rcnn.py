@@ -20,6 +20,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from ..nn.factory import AttentionSpec
 from .backbone import StagesBackbone, build_stages_backbone, freeze_batchnorm, freeze_stages
 
 __all__ = ["BackboneFPN", "faster_rcnn"]
@@ -34,14 +35,14 @@ class BackboneFPN(nn.Module):
         self.fpn = FeaturePyramidNetwork(body.out_channels_list, out_channels, extra_blocks=LastLevelMaxPool())
         self.out_channels = out_channels
 
-    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         return self.fpn(self.body(x))
 
 
 def faster_rcnn(
     num_classes: int,
     backbone: str = "resnet50",
-    attention: Any = None,
+    attention: AttentionSpec = None,
     weights: str | Path | None = None,
     frozen_bn: bool = False,
     trainable_stages: int = 5,

@@ -3,7 +3,7 @@
 Inputs are lists, one entry per image, in the order of the dataset:
 - ``predictions``: dicts with ``boxes`` (D, 4) xyxy, ``scores`` (D,), ``labels`` (D,) in 1..K;
 - ``targets``: dicts with ``boxes`` (N, 4) xyxy, ``labels`` (N,), optional ``difficult`` (N,) bool and
-  ``size`` (H, W) (as :class:`cbam.detection.datasets.DetectionDataset` returns them).
+  ``size`` (H, W) (as :class:`cbam.data.DetectionDataset` returns them).
 
 Difficult objects are ignored by both metrics: the VOC07 metric as the devkit does, and the COCO metric
 by passing them as ``iscrowd`` regions (a detection inside one is neither a true nor a false positive).
@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor
+
+from .._optional import require
 
 __all__ = ["box_iou_np", "voc07_ap", "voc07_map", "coco_map"]
 
@@ -123,8 +125,8 @@ def coco_map(predictions: Sequence[dict[str, Any]], targets: Sequence[dict[str, 
         ``{"map", "map_50", "map_75"}`` in [0, 1]; 0.0 when there are no detections at all, NaN when
         there are no (non-difficult) objects.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    COCO = require("pycocotools.coco", "detect", "COCO mAP").COCO
+    COCOeval = require("pycocotools.cocoeval", "detect", "COCO mAP").COCOeval
 
     if len(predictions) != len(targets):
         raise ValueError(f"coco_map: {len(predictions)} predictions for {len(targets)} images")

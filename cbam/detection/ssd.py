@@ -23,8 +23,9 @@ from torchvision.models import vgg16
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.ssd import SSD, SSDFeatureExtractorVGG, SSDHead, SSDScoringHead
 
-from ..models import model_info
+from ..models import IMAGENET_MEAN, IMAGENET_STD, model_info
 from ..nn import create_attention
+from ..nn.factory import AttentionSpec
 from .backbone import build_stages_backbone, freeze_batchnorm
 
 __all__ = ["SSD_BACKBONES", "MapAttention", "MobileNetSSDFeatures", "ssd_features", "ssd_head", "build_ssd", "ssd"]
@@ -36,7 +37,6 @@ _VGG_CHANNELS = [512, 1024, 512, 256, 256, 256]
 #: SSD300's anchors per map location: 4, 6, 6, 6, 4, 4.
 _ASPECT_RATIOS = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
 _VGG_SCALES = [0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05]
-_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1) -> list[nn.Module]:
@@ -48,7 +48,7 @@ class MobileNetSSDFeatures(nn.Module):
     19x19x512, 10x10x1024, 5x5x512, 3x3x256, 2x2x256, 1x1x128 (scaled by the width multiplier).
     """
 
-    def __init__(self, name: str = "mobilenet_v1", attention: Any = None, weights: str | Path | None = None,
+    def __init__(self, name: str = "mobilenet_v1", attention: AttentionSpec = None, weights: str | Path | None = None,
                  **model_kwargs: Any) -> None:
         super().__init__()
         self.base, self.backbone_report = build_stages_backbone(name, attention, (3, 4), weights, **model_kwargs)
@@ -63,7 +63,7 @@ class MobileNetSSDFeatures(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
 
-    def forward(self, x: Tensor) -> "OrderedDict[str, Tensor]":
+    def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         maps = list(self.base(x).values())
         x = maps[-1]
         for block in self.extra:
@@ -75,12 +75,12 @@ class MobileNetSSDFeatures(nn.Module):
 class MapAttention(nn.Module):
     """Attention on every prediction map (identity for ``None``): {"i": (B, C_i, H_i, W_i)} -> same shapes."""
 
-    def __init__(self, channels: list[int], attention: Any = None, **attention_kwargs: Any) -> None:
+    def __init__(self, channels: list[int], attention: AttentionSpec = None, **attention_kwargs: Any) -> None:
         super().__init__()
         self.attn = nn.ModuleList(create_attention(attention, c, **attention_kwargs) or nn.Identity() for c in channels)
         self.out_channels = list(channels)
 
-    def forward(self, maps: "OrderedDict[str, Tensor]") -> "OrderedDict[str, Tensor]":
+    def forward(self, maps: OrderedDict[str, Tensor]) -> OrderedDict[str, Tensor]:
         return OrderedDict((k, a(v)) for (k, v), a in zip(maps.items(), self.attn))
 
 
@@ -132,7 +132,7 @@ def build_ssd(features: nn.Module, neck: nn.Module, backbone: str, num_classes: 
         raise ValueError(f"size must be >= 32 pixels, got {size}")
     if backbone == "vgg16":
         anchors = DefaultBoxGenerator(_ASPECT_RATIOS, scales=_VGG_SCALES, steps=[8, 16, 32, 64, 100, 300])
-        mean, std = _IMAGENET
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
     else:  # steps from the map sizes, scales from min_ratio=0.2 to max_ratio=0.95 (MobileNet-SSD)
         anchors = DefaultBoxGenerator(_ASPECT_RATIOS, min_ratio=0.2, max_ratio=0.95)
         info = model_info(backbone)
@@ -146,7 +146,7 @@ def build_ssd(features: nn.Module, neck: nn.Module, backbone: str, num_classes: 
     return model
 
 
-def ssd(num_classes: int, backbone: str = "vgg16", attention: Any = None, size: int = 300,
+def ssd(num_classes: int, backbone: str = "vgg16", attention: AttentionSpec = None, size: int = 300,
         weights: str | Path | None = None, frozen_bn: bool = False, **detector_kwargs: Any) -> SSD:
     """SSD300 (or ``size`` x ``size``) with ``attention`` (none / SE / CBAM) right before every classifier.
 

@@ -16,19 +16,19 @@ Our reading of the details (the CBAM paper gives none; StairNet's code is not pu
   convolution that follows do the learning.
 - The convolutions are 3x3 for VGG-16 and 1x1 for MobileNet, whose SSD predicts with 1x1
   convolutions; C = 256 for VGG-16 and 128 for MobileNet (the widths at which SE adds Table 7's
-  +0.1M and +0.01M). With these, MobileNet StairNet has 5.95M parameters (paper 5.98M) but VGG-16
-  StairNet 34.1M (paper 32.0M): the paper's VGG top-down path is lighter than 3x3 convolutions at
-  C = 256 and we do not know how. C is a bottleneck before the heads: on the embedded detection
-  data a plain MobileNet StairNet gave 31.9 / 42.0 / 56.6 % VOC07 mAP at C = 128 / 256 / 512
-  (``docs/RESULTS.md``), so ``channels`` is an option.
+  +0.1M and +0.01M). With these, MobileNet StairNet matches Table 7's parameter count but VGG-16
+  StairNet is larger (``cbam detect params``; the counts are in ``docs/RESULTS.md``): the paper's VGG
+  top-down path is lighter than 3x3 convolutions at C = 256 and we do not know how. C is a
+  bottleneck before the heads (its measured effect on mAP is in ``docs/RESULTS.md``), so
+  ``channels`` is an option.
 - The merged map g_i goes through SE / CBAM (or nothing) and then to SSD's classification and box
   heads, which therefore all see C channels.
 - No normalisation in the new path by default: its convolutions have biases, as FPN's lateral and
   output convolutions do (``norm="batch"`` adds BatchNorm after each of them instead). SSD300's
   deepest maps are 3 x 3 and 1 x 1, where BatchNorm's batch statistics are taken over a handful of
   values and spread that noise down every level of the top-down path: on the embedded detection data
-  a MobileNet StairNet with BatchNorm there barely learned (train box-regression loss 2.3 after 150
-  SGD steps, against 0.98 without it), and it could not train with a batch of one image.
+  a MobileNet StairNet with BatchNorm there barely learned (``docs/RESULTS.md``), and it could not
+  train with a batch of one image.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.ssd import SSD
 
 from ..nn import create_attention
+from ..nn.factory import AttentionSpec
 from .ssd import build_ssd, ssd_features
 
 __all__ = ["NORMS", "StairNetTopDown", "stairnet"]
@@ -69,7 +70,7 @@ class StairNetTopDown(nn.Module):
         norm: ``"none"`` (convolutions with bias, the default) or ``"batch"`` (BatchNorm after each).
     """
 
-    def __init__(self, in_channels: Sequence[int], channels: int = 256, attention: Any = None, kernel_size: int = 3,
+    def __init__(self, in_channels: Sequence[int], channels: int = 256, attention: AttentionSpec = None, kernel_size: int = 3,
                  norm: str = "none", **attention_kwargs: Any) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -81,7 +82,7 @@ class StairNetTopDown(nn.Module):
         )
         self.out_channels = [channels] * len(in_channels)
 
-    def forward(self, maps: "OrderedDict[str, Tensor]") -> "OrderedDict[str, Tensor]":
+    def forward(self, maps: OrderedDict[str, Tensor]) -> OrderedDict[str, Tensor]:
         feats = list(maps.values())
         g = F.relu(self.local[-1](feats[-1]))
         merged = [g]
@@ -92,7 +93,7 @@ class StairNetTopDown(nn.Module):
         return OrderedDict((k, a(m)) for k, a, m in zip(maps.keys(), self.attn, merged))
 
 
-def stairnet(num_classes: int, backbone: str = "vgg16", attention: Any = None, size: int = 300,
+def stairnet(num_classes: int, backbone: str = "vgg16", attention: AttentionSpec = None, size: int = 300,
              channels: int | None = None, kernel_size: int | None = None, norm: str = "none",
              weights: str | Path | None = None, frozen_bn: bool = False, **detector_kwargs: Any) -> SSD:
     """StairNet detector: SSD's feature maps -> :class:`StairNetTopDown` -> torchvision SSD heads.

@@ -1,16 +1,9 @@
-"""Task-agnostic training engine: checkpoints, distributed helpers, seeded loaders and :func:`fit`.
+"""Task-agnostic training engine: resume checkpoints, distributed helpers, seeded loaders and :func:`fit`.
 
-Classification (:mod:`cbam.experiments.classification`) and detection both train through
-:func:`fit` with their own :class:`Task`; see :mod:`cbam.engine.loop` for how a task plugs in.
+Classification (:mod:`cbam.experiments.classification`) and detection (:mod:`cbam.experiments.detection`)
+both train through :func:`fit` with their own :class:`Task`; see :mod:`cbam.engine.loop` for how a task plugs in.
 """
-from .checkpoint import (
-    export_safetensors,
-    find_last_checkpoint,
-    load_checkpoint,
-    load_weights,
-    read_safetensors_config,
-    save_checkpoint,
-)
+from .checkpoint import find_last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from .distributed import DistInfo, init_distributed
 from .loader import ShardSampler, build_loader
 from .loop import NonFiniteLossError, Runtime, StepOutput, Task, fit, read_metrics
@@ -23,13 +16,11 @@ __all__ = [
     "StepOutput",
     "Task",
     "build_loader",
-    "export_safetensors",
     "find_last_checkpoint",
     "fit",
     "init_distributed",
     "load_checkpoint",
-    "load_weights",
     "read_metrics",
-    "read_safetensors_config",
     "save_checkpoint",
+    "seed_everything",
 ]

@@ -2,8 +2,8 @@
 
 The loop owns everything that is the same for every task: devices and DDP, mixed precision,
 ``channels_last``, ``torch.compile``, seeded per-epoch data order, progress bars, ``metrics.jsonl``,
-TensorBoard, atomic per-epoch checkpoints, resume, the non-finite-loss stop and the final
-safetensors export. What is specific to a task lives in a :class:`Task`:
+TensorBoard, atomic per-epoch checkpoints, resume, the non-finite-loss stop and the final model
+folder (``config.json`` + ``model.safetensors``, :mod:`cbam.io.model_folder`). What is specific to a task lives in a :class:`Task`:
 
 * ``train_step(model, batch, rt) -> StepOutput``: move ``batch`` to ``rt.device`` (and
   ``rt.memory_format`` for images), run the model, return the loss to minimise, the number of
@@ -52,17 +52,16 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from .._optional import require
+from ..io.files import atomic_write
+from ..io.model_folder import write_model_folder
+from ..io.state_dict import load_state_dict_strict
 from . import distributed as D
 from .checkpoint import (
     CHECKPOINT_NAME,
-    WEIGHTS_NAME,
-    atomic_write,
-    export_safetensors,
     find_last_checkpoint,
     load_checkpoint,
-    load_weights,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -162,7 +161,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def _write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
     text = "".join(json.dumps(r) + "\n" for r in records)
-    atomic_write(run_dir / METRICS_NAME, lambda f: f.write(text.encode()))
+    atomic_write(run_dir / METRICS_NAME, lambda tmp: tmp.write_text(text))
 
 
 def _autocast_factory(amp: str | None, device: torch.device):
@@ -196,6 +195,7 @@ def fit(
     compile: bool = False,
     resume: bool = False,
     config: Mapping[str, Any] | None = None,
+    model_config: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs, validating and checkpointing after each.
@@ -207,8 +207,8 @@ def fit(
         train_loader, val_loader: loaders whose ``set_epoch(epoch)`` (if any) is called before each
             pass, e.g. from :func:`cbam.engine.loader.build_loader`.
         optimizer: built on ``model.parameters()``; scheduler: stepped once per epoch (or ``None``).
-        run_dir: where ``checkpoint.pt``, ``metrics.jsonl``, ``tensorboard/`` and
-            ``model.safetensors`` go (written by rank 0 only).
+        run_dir: where ``checkpoint.pt``, ``metrics.jsonl``, ``tensorboard/`` and, at the end, the
+            model folder's ``config.json`` + ``model.safetensors`` go (written by rank 0 only).
         epochs: total epochs, counting those of a resumed run.
         dist: from :func:`cbam.engine.distributed.init_distributed` (default: one process, CUDA if available).
         amp: ``None``, ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA, with a GradScaler).
@@ -216,7 +216,8 @@ def fit(
         compile: ``torch.compile`` the model.
         resume: continue from ``run_dir/checkpoint.pt``. Without it, an existing checkpoint is an
             error (so a finished run is never overwritten by accident).
-        config: plain-type dict saved in every checkpoint and in the safetensors metadata.
+        config: plain-type dict (the run's config) saved in every checkpoint.
+        model_config: the model folder's ``config.json`` (default: ``config``).
         progress: tqdm bars on rank 0 (epochs and steps).
 
     Returns:
@@ -245,7 +246,7 @@ def fit(
                          "continue it, or choose another run directory")
     if ckpt_path is not None:
         ckpt = load_checkpoint(ckpt_path, map_location=device)
-        load_weights(model, ckpt["model"])
+        load_state_dict_strict(model, ckpt["model"], repr(str(ckpt_path)))
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -260,6 +261,7 @@ def fit(
     writer = _summary_writer(run_dir) if main else None
     show = progress and main
 
+    tqdm = require("tqdm.auto", "train", "training").tqdm
     epoch_bar = tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs,
                      disable=not show, dynamic_ncols=True)
     try:
@@ -297,7 +299,8 @@ def fit(
                 _log_epoch(writer, record, epoch_bar, epochs)
             D.barrier()
         if main:
-            export_safetensors(model, run_dir / WEIGHTS_NAME, config)
+            write_model_folder(run_dir, unwrap_model(model).state_dict(),
+                               dict(model_config if model_config is not None else config or {}))
     finally:
         epoch_bar.close()
         if writer is not None:
@@ -308,7 +311,7 @@ def fit(
 def _train_epoch(model, task, loader, optimizer, scaler, rt, epoch, step, show, writer):
     model.train()
     acc = _Sums()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show, dynamic_ncols=True)
+    bar = require("tqdm.auto", "train", "training").tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show, dynamic_ncols=True)
     for batch in bar:
         with rt.autocast():
             out = task.train_step(model, batch, rt)
@@ -342,7 +345,7 @@ def _check_finite(loss: Tensor, epoch: int, step: int) -> None:
 
 
 def _summary_writer(run_dir: Path):
-    from torch.utils.tensorboard import SummaryWriter  # imported lazily: TensorBoard is slow to import
+    SummaryWriter = require("torch.utils.tensorboard", "train", "training").SummaryWriter  # slow to import: lazily
 
     return SummaryWriter(str(run_dir / "tensorboard"))
 

@@ -4,25 +4,27 @@ Errors are single-crop top-1 / top-5 error in percent, as in the paper's tables.
 """
 from __future__ import annotations
 
-import random
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import build_dataset, build_embedded, parse_data
+from ..data import build_dataset, build_embedded, eval_preprocessing, eval_transform, parse_data
+from ..data.embedded import load_meta
 from ..engine import distributed as D
-from ..engine.checkpoint import load_checkpoint, load_weights, read_safetensors_config
+from ..engine.checkpoint import seed_everything
 from ..engine.loader import build_loader
 from ..engine.loop import Runtime, StepOutput, Task, fit
+from ..io.model_folder import build_model as build_from_config
+from ..io.model_folder import model_config, read_model_folder
+from ..io.state_dict import load_state_dict_strict
 from ..models import create_model
 from .config import TrainConfig, save_config
 
-__all__ = ["ClassificationTask", "topk_error_sums", "build_model", "train", "evaluate"]
+__all__ = ["ClassificationTask", "topk_error_sums", "build_model", "folder_config", "train", "evaluate"]
 
 
 def topk_error_sums(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, Tensor]:
@@ -62,16 +64,17 @@ class ClassificationTask(Task):
         return self._forward(model, batch, rt, 0.0)
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    """The registry model a training config describes, with ``num_classes`` outputs."""
+    return create_model(cfg.model, attention=cfg.attention, num_classes=num_classes, **cfg.model_kwargs)
 
 
-def build_model(cfg: TrainConfig | dict[str, Any], num_classes: int) -> nn.Module:
-    """The registry model a config describes, with ``num_classes`` outputs."""
-    c = cfg if isinstance(cfg, dict) else cfg.to_dict()
-    return create_model(c["model"], attention=c.get("attention"), num_classes=num_classes, **c.get("model_kwargs", {}))
+def folder_config(cfg: TrainConfig, model: nn.Module, classes: list[str]) -> dict[str, Any]:
+    """The model folder's ``config.json`` of a run: the model, its classes and its evaluation preprocessing."""
+    spec = parse_data(cfg.data)
+    stored = load_meta(spec.root)["image_size"] if spec.kind == "embedded" else None
+    return model_config(model, classes=classes, data=cfg.data,
+                        preprocessing=eval_preprocessing(spec.kind, cfg.image_size, stored))
 
 
 def _datasets(cfg: TrainConfig, main: bool):
@@ -97,8 +100,9 @@ def _datasets(cfg: TrainConfig, main: bool):
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
     """Train ``cfg.model`` on ``cfg.data`` into ``cfg.out``; works alone or under torchrun.
 
-    The run directory receives ``config.yaml`` (resolved), ``metrics.jsonl``, ``tensorboard/``,
-    ``checkpoint.pt`` (each epoch) and ``model.safetensors`` (at the end).
+    The run directory receives ``config.yaml`` (resolved recipe), ``metrics.jsonl``, ``tensorboard/``,
+    ``checkpoint.pt`` (each epoch, for resume) and, at the end, the model folder (``config.json`` +
+    ``model.safetensors``, see :mod:`cbam.io.model_folder`).
 
     Raises:
         ValueError: bad config or data; the global batch not divisible by the number of processes.
@@ -111,7 +115,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                              f"{info.world_size} processes")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         train_set, val_set = _datasets(cfg, info.is_main)
         model = build_model(cfg, train_set.num_classes)
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.resolved_lr, momentum=cfg.momentum,
@@ -133,17 +137,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                                       "classes": list(train_set.classes)}
         fit(model, ClassificationTask(cfg.label_smoothing), train_loader, val_loader, optimizer, scheduler,
             run_dir=out, epochs=cfg.epochs, dist=info, amp=cfg.amp, channels_last=cfg.channels_last,
-            compile=cfg.compile, resume=resume, config=run_config, progress=progress)
+            compile=cfg.compile, resume=resume, config=run_config,
+            model_config=folder_config(cfg, model, list(train_set.classes)), progress=progress)
         return out
     finally:
         D.cleanup_distributed()
-
-
-def _run_config(path: Path) -> tuple[dict[str, Any], dict[str, Tensor] | None]:
-    if path.suffix == ".safetensors":
-        return read_safetensors_config(path), None
-    ckpt = load_checkpoint(path)
-    return ckpt.get("config") or {}, ckpt["model"]
 
 
 def evaluate(
@@ -153,36 +151,33 @@ def evaluate(
     batch_size: int = 100,
     workers: int = 0,
     device: str | None = None,
-    overrides: dict[str, Any] | None = None,
+    image_size: int | None = None,
 ) -> dict[str, float]:
-    """Single-crop top-1 / top-5 error (%) of a checkpoint or safetensors file on a dataset's ``val`` split.
+    """Single-crop top-1 / top-5 error (%) of a model folder on a dataset's ``val`` split.
 
-    The model, its options and the evaluation transform come from the config stored with the
-    weights (``overrides`` may replace e.g. ``image_size``). ``data`` defaults to the data the run
-    was trained on.
+    The model and its evaluation transform come from the folder's ``config.json``. ``data`` defaults
+    to the data the model was trained on; ``image_size`` replaces the stored input size.
 
     Returns:
         ``{"top1_err", "top5_err", "loss", "samples"}``.
 
     Raises:
-        ValueError: the file holds no config and ``overrides`` names no model, or the weights do
-            not fit (other architecture: the mismatching keys and shapes are named; other class
-            count than the dataset's).
+        ValueError: not a classification model folder, or its class count differs from the dataset's.
     """
-    path = Path(weights)
-    stored, state = _run_config(path)
-    run = {**stored, **(overrides or {})}
-    if "model" not in run:
-        raise ValueError(f"{str(path)!r} holds no training config; pass the model (--model) to evaluate it")
-    cfg = TrainConfig(**{k: v for k, v in run.items() if k in TrainConfig.__dataclass_fields__})
-    data = data or cfg.data
-    dataset = build_dataset(data, "val", image_size=cfg.image_size, skip_corrupt=cfg.skip_corrupt)
-    trained = stored.get("num_classes")
-    if trained is not None and trained != dataset.num_classes:
-        raise ValueError(f"{str(path)!r} was trained on {trained} classes but data {data!r} has "
+    folder = read_model_folder(weights)
+    config = folder.config
+    data = data or config.get("data")
+    if not data:
+        raise ValueError(f"{str(weights)!r} does not record the data it was trained on; pass --data")
+    prep = config.get("preprocessing")
+    transform = eval_transform(prep) if prep and image_size is None else None  # as the model was trained
+    dataset = build_dataset(data, "val", transform, image_size=image_size)
+    trained = config.get("num_classes")
+    if trained != dataset.num_classes:
+        raise ValueError(f"{str(weights)!r} was trained on {trained} classes but data {data!r} has "
                          f"{dataset.num_classes}")
-    model = build_model(cfg, dataset.num_classes)
-    load_weights(model, state if state is not None else path)
+    model = build_from_config(config)
+    load_state_dict_strict(model, folder.state_dict(), repr(str(folder.weights)))
     info = D.init_distributed(device)
     try:
         model.to(info.device)

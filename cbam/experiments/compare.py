@@ -21,16 +21,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ..engine.checkpoint import WEIGHTS_NAME, atomic_write, find_last_checkpoint, read_safetensors_config
+from .._optional import require
+from ..engine.checkpoint import find_last_checkpoint
 from ..engine.loop import read_metrics
-from ..models import model_info
-from ..profile import count_gmacs, count_params
+from ..io.files import atomic_write
+from ..io.model_folder import WEIGHTS_NAME, read_model_folder
+from ..models.labels import row_label
+from ..models.profile import count_gmacs, count_params
+from ..nn.factory import attention_name
 from .classification import build_model, train
-from .config import TrainConfig
+from .config import TrainConfig, yaml
 
-__all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_table", "plot_curves", "row_label"]
+__all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_table", "plot_curves"]
 
 #: The attention variants of the paper's ablation Tables 1-3 (sec. 4.1), in the paper's row order.
 ABLATIONS: dict[int, tuple[str, ...]] = {
@@ -43,22 +45,12 @@ ABLATION_TITLES: dict[int, str] = {
     2: "Table 2: spatial attention after the channel module, by descriptor and kernel size",
     3: "Table 3: arranging channel and spatial attention",
 }
-_SUFFIX = {
-    "none": "", "se": " + SE", "cbam": " + CBAM",
-    "channel_avg": " + channel (AvgPool = SE)", "channel_max": " + channel (MaxPool)",
-    "channel": " + channel (AvgPool & MaxPool)",
-    "cbam_conv1x1_k3": " + channel + spatial (1x1 conv, k=3)", "cbam_conv1x1_k7": " + channel + spatial (1x1 conv, k=7)",
-    "cbam_pool_k3": " + channel + spatial (avg&max, k=3)", "cbam_pool_k7": " + channel + spatial (avg&max, k=7)",
-    "cbam_channel_first": " + channel + spatial", "cbam_spatial_first": " + spatial + channel",
-    "cbam_parallel": " + channel & spatial in parallel",
-}
-
 #: name -> function({row label: [run dirs]}) -> Markdown, for ``cbam compare --extra NAME``.
 COMPARE_EXTRAS: dict[str, Callable[[Mapping[str, list[Path]]], str]] = {}
 
 
 def _localization(runs: Mapping[str, list[Path]]) -> str:
-    from ..viz.localization import compare_extra  # imported late: cbam.viz imports this module
+    from ..viz.localization import compare_extra  # imported when used: it needs the viz extra
 
     return compare_extra(runs)
 
@@ -78,13 +70,6 @@ class ModelResult:
     top1: list[float]
     top5: list[float]
     curves: list[list[dict]]  # per seed: the metrics.jsonl records
-
-
-def row_label(model: str, attention: str | None) -> str:
-    """The paper's row name, e.g. ``"ResNet50 + CBAM"``."""
-    info = model_info(model)
-    base = info.paper.get("label", info.name) if info.paper else info.name
-    return base + _SUFFIX.get(attention or "none", f" + {attention}")
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -134,12 +119,12 @@ def compare(
     out = Path(out)
     results = []
     for attention in attentions:
-        runs = [_run_one(dataclasses.replace(cfg, attention=None if attention == "none" else attention, seed=seed,
+        runs = [_run_one(dataclasses.replace(cfg, attention=attention_name(attention), seed=seed,
                                              out=str(out / attention / f"seed{seed}")), progress)
                 for seed in seeds]
         curves = [read_metrics(r) for r in runs]
-        num_classes = read_safetensors_config(runs[0] / WEIGHTS_NAME)["num_classes"]
-        model = build_model(dataclasses.replace(cfg, attention=None if attention == "none" else attention),
+        num_classes = read_model_folder(runs[0]).config["num_classes"]
+        model = build_model(dataclasses.replace(cfg, attention=attention_name(attention)),
                             num_classes)
         results.append(ModelResult(
             row_label(cfg.model, attention), attention, count_params(model),
@@ -152,7 +137,7 @@ def compare(
                f"mean +- std over seeds; GFLOPs = multiply-accumulates at 1 x 3 x {cfg.image_size} x {cfg.image_size}.")
     markdown = "\n\n".join(filter(None, [f"## {title}" if title else "", caption, format_table(results)]
                                  + [extra({r.label: r.runs for r in results}) for extra in extras])) + "\n"
-    atomic_write(out / "table.md", lambda f: f.write(markdown.encode()))
+    atomic_write(out / "table.md", lambda tmp: tmp.write_text(markdown))
     _write_csv(out / "table.csv", results)
     plot_curves(results, out / "curves.png", title=title or row_label(cfg.model, None))
     return results
@@ -179,14 +164,12 @@ def _write_csv(path: Path, results: Sequence[ModelResult]) -> None:
 
     text = io.StringIO()
     csv.writer(text).writerows([header, *rows])
-    atomic_write(path, lambda f: f.write(text.getvalue().encode()))
+    atomic_write(path, lambda tmp: tmp.write_text(text.getvalue()))
 
 
 def plot_curves(results: Sequence[ModelResult], path: str | Path, title: str = "") -> Path:
     """Fig. 4: top-1 error per epoch, training (dashed) and validation (solid), mean over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib", "train", "the error curves").use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -202,9 +185,6 @@ def plot_curves(results: Sequence[ModelResult], path: str | Path, title: str = "
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    path = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
-    os.replace(tmp, path)
     return path

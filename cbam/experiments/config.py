@@ -1,9 +1,11 @@
-"""Training recipes: small YAML files in ``cbam/configs/``, overridden by command-line flags.
+"""Training recipes: small YAML files in ``cbam/experiments/configs/``, overridden by command-line flags.
 
 A recipe is plain data (``yaml.safe_load``, never executed). :func:`load_config` reads a named
-recipe (``"imagenet"``, ``"cifar"``, ``"embedded"``) or a path, checks every key against
-:class:`TrainConfig`, and applies overrides; ``None`` overrides keep the recipe's value, so unset
-flags change nothing. The resolved config is saved as ``config.yaml`` in the run directory.
+classification recipe (``"imagenet"``, ``"cifar"``, ``"embedded"``) or a path, checks every key
+against :class:`TrainConfig`, and applies overrides; ``None`` overrides keep the recipe's value, so
+unset flags change nothing. :func:`load_detect_config` does the same for the detection recipes
+(``configs/detect/detect_*.yaml``, :class:`DetectConfig`). The resolved config is saved as
+``config.yaml`` in the run directory.
 """
 from __future__ import annotations
 
@@ -13,11 +15,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .._optional import require
+from ..data import parse_data
+from ..io.files import atomic_write
+from ..nn.factory import attention_name
 
-from ..engine.checkpoint import atomic_write
+yaml = require("yaml", "train", "training recipes")
 
-__all__ = ["TrainConfig", "build_config", "load_config", "list_configs", "read_yaml", "save_config"]
+__all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "list_configs", "list_detect_configs",
+           "load_config", "load_detect_config", "read_yaml", "save_config", "save_detect_config"]
 
 
 @dataclass
@@ -31,8 +37,9 @@ class TrainConfig:
         embedded: for ``embedded[:dir]`` data, the options of ``cbam.data.build_embedded`` (e.g.
             ``train_per_class``); the folder is (re)built with them. Empty: the data module's defaults.
         skip_corrupt: image folders: skip undecodable images with a warning instead of failing.
-        image_size: side of the training crops (evaluation uses the data kind's standard
-            transform at this size, e.g. resize 256 + centre crop 224 for ImageNet folders).
+        image_size: side of the model's input: the training crops, and the evaluation input
+            (the data kind's standard transform at this size, e.g. resize 256 + centre crop 224
+            for ImageNet folders).
         epochs: total epochs; batch_size: *global* batch (split over DDP processes).
         lr: absolute learning rate; when ``None``, ``lr_per_256 * batch_size / 256`` (the linear
             scaling rule: the paper's 0.1 per 256 images).
@@ -83,11 +90,11 @@ class TrainConfig:
 
 
 def _configs_dir():
-    return resources.files("cbam").joinpath("configs")
+    return resources.files("cbam.experiments").joinpath("configs")
 
 
 def list_configs() -> list[str]:
-    """Names of the recipes shipped in ``cbam/configs/``."""
+    """Names of the recipes shipped in ``cbam/experiments/configs/``."""
     return sorted(p.name[:-5] for p in _configs_dir().iterdir() if p.name.endswith(".yaml"))
 
 
@@ -129,8 +136,8 @@ def build_config(cls: type, values: dict[str, Any], overrides: dict[str, Any], w
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown {what} key(s) {unknown}; valid keys are {sorted(known)}")
-    if values.get("attention") in ("none", ""):
-        values["attention"] = None
+    if isinstance(values.get("attention"), str):
+        values["attention"] = attention_name(values["attention"])
     return cls(**values)
 
 
@@ -162,4 +169,119 @@ def save_config(cfg: TrainConfig, path: str | Path) -> Path:
     """Write the fully resolved config as YAML (``lr`` is the learning rate actually used)."""
     data = dataclasses.replace(cfg, lr=cfg.resolved_lr).to_dict()
     text = yaml.safe_dump(data, sort_keys=False)
-    return atomic_write(path, lambda f: f.write(text.encode()))
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+DETECTORS = ("faster_rcnn", "ssd", "stairnet")
+_METRICS = ("voc07_map", "map", "map_50", "map_75")
+
+
+@dataclass
+class DetectConfig:
+    """Everything a detection run depends on.
+
+    Attributes:
+        detector: ``faster_rcnn`` (Table 6), ``ssd`` or ``stairnet`` (Table 7).
+        backbone: ``resnet50`` / ``resnet101`` / any registry ResNet for Faster R-CNN; ``vgg16`` or
+            ``mobilenet_v1`` for SSD and StairNet.
+        attention: ``None`` / ``"se"`` / ``"cbam"``: in the backbone's blocks (Faster R-CNN) or right
+            before every classifier (SSD, StairNet).
+        model_kwargs: detector options (``frozen_bn``, ``trainable_stages``, ``anchor_sizes``,
+            ``max_size``, ``rpn_pre_nms_top_n_train``, ... for Faster R-CNN; ``channels``,
+            ``kernel_size``, ``head_kernel``, ``score_thresh``, ... for SSD / StairNet).
+        backbone_weights: a classification model folder of ours (e.g. a ``cbam train`` run) for the backbone.
+        data: ``embedded[:DIR]`` (built if missing), ``voc:VOCDEVKIT_DIR`` or ``coco:ROOT``.
+        data_kwargs: format options: embedded ``format`` (``coco``/``voc``) and build options;
+            voc ``train_years``, ``train_set``, ``val_years``, ``val_set``, ``test_set``, ``classes``;
+            coco ``train_images``, ``train_annotations``, ``val_images``, ``val_annotations``.
+        augment: training augmentation (``none``, ``hflip``, ``ssd``).
+        image_size: side of the detector's input: SSD / StairNet's (300 in the paper); Faster R-CNN's
+            shorter side (``min_size``).
+        epochs, batch_size (global), lr, momentum, weight_decay: SGD (paper VOC: momentum 0.9, wd 5e-4).
+        schedule: ``multistep`` (x ``lr_gamma`` at each epoch in ``lr_milestones``) or ``cosine``.
+        metric: the validation metric whose best value the checkpoint records.
+        seed, workers, amp, device, out: as for classification.
+    """
+
+    detector: str = "ssd"
+    backbone: str = "vgg16"
+    attention: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    backbone_weights: str | None = None
+    data: str = "embedded"
+    data_kwargs: dict[str, Any] = field(default_factory=dict)
+    augment: str = "ssd"
+    image_size: int = 300
+    epochs: int = 250
+    batch_size: int = 32
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"
+    lr_milestones: list[int] = field(default_factory=lambda: [160, 200])
+    lr_gamma: float = 0.1
+    metric: str = "voc07_map"
+    seed: int = 0
+    workers: int = 2
+    amp: str | None = None
+    device: str | None = None
+    out: str = "runs/detect"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def list_detect_configs() -> list[str]:
+    """Names of the detection recipes shipped in ``cbam/experiments/configs/detect/``."""
+    folder = _configs_dir().joinpath("detect")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _recipe(name_or_path: str | Path) -> str:
+    if str(name_or_path) in list_detect_configs():
+        return str(_configs_dir().joinpath("detect", f"{name_or_path}.yaml"))
+    if Path(name_or_path).suffix not in (".yaml", ".yml"):
+        raise ValueError(f"config must be one of {list_detect_configs()} or a .yaml path, got {str(name_or_path)!r}")
+    return str(name_or_path)
+
+
+def load_detect_config(name_or_path: str | Path | None = None, **overrides: Any) -> DetectConfig:
+    """The recipe ``name_or_path`` (``detect_embedded``, ``detect_voc``, ``detect_coco`` or a .yaml path;
+    default: the dataclass defaults) with the non-``None`` ``overrides`` applied. A ``data`` override
+    of another kind than the recipe's (``voc:`` for an ``embedded`` recipe, ...) drops the recipe's
+    ``data_kwargs``, which belong to its own kind, unless ``data_kwargs`` is overridden too.
+
+    Raises:
+        ValueError: an unknown key (the valid ones are listed) or a bad value.
+    """
+    values = read_yaml(_recipe(name_or_path)) if name_or_path is not None else {}
+    data = overrides.get("data")
+    if data is not None and overrides.get("data_kwargs") is None and (
+            parse_data(data, "detection").kind != parse_data(values.get("data", "embedded"), "detection").kind):
+        values.pop("data_kwargs", None)  # the recipe's data options belong to its own kind of data
+    cfg = build_config(DetectConfig, values, overrides, what="detection config")
+    if cfg.detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {cfg.detector!r}")
+    if cfg.metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}, got {cfg.metric!r}")
+    if cfg.schedule not in ("multistep", "cosine"):
+        raise ValueError(f"schedule must be 'multistep' or 'cosine', got {cfg.schedule!r}")
+    for name in ("lr", "momentum", "weight_decay", "lr_gamma"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r} (write 5e-4 as 5.0e-4 in YAML)")
+    for name in ("epochs", "batch_size", "image_size"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(cfg.workers, bool) or not isinstance(cfg.workers, int) or cfg.workers < 0:
+        raise ValueError(f"workers must be a non-negative integer, got {cfg.workers!r}")
+    if cfg.amp not in (None, "bf16", "fp16"):
+        raise ValueError(f"amp must be null, 'bf16' or 'fp16', got {cfg.amp!r}")
+    return cfg
+
+
+def save_detect_config(cfg: DetectConfig, path: str | Path) -> Path:
+    """Write the resolved config as YAML."""
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -7,22 +7,22 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..nn import ATTENTION_REGISTRY, SpatialAttention, create_attention
+from ..nn import SpatialAttention
+from ..nn.factory import AttentionSpec, get_attention
 
 __all__ = ["AttnLayer", "attention_layer", "ClassifierHead", "init_official"]
 
 AttnLayer = Callable[[int], "nn.Module | None"]
 
 
-def attention_layer(attention: Any, attention_kwargs: dict[str, Any] | None = None) -> AttnLayer:
-    """``channels -> module or None`` built from a :func:`cbam.nn.create_attention` spec."""
-    if isinstance(attention, str):
-        key = attention.lower().replace("-", "_")
-        if key not in ("", "none") and key not in ATTENTION_REGISTRY:
-            raise ValueError(f"unknown attention {attention!r}; valid names are {['none', *sorted(ATTENTION_REGISTRY)]}")
-    elif attention is not None and not callable(attention):
-        raise ValueError(f"attention must be None, a name, a class or a callable, got {type(attention).__name__}")
-    return partial(create_attention, attention, **(attention_kwargs or {}))
+def _none(channels: int) -> None:
+    return None
+
+
+def attention_layer(attention: AttentionSpec, attention_kwargs: dict[str, Any] | None = None) -> AttnLayer:
+    """``channels -> module or None`` from a :func:`cbam.nn.get_attention` spec (validated once, here)."""
+    cls = get_attention(attention)
+    return _none if cls is None else partial(cls, **(attention_kwargs or {}))
 
 
 class ClassifierHead(nn.Module):

@@ -8,7 +8,16 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info"]
+from ..nn.factory import AttentionSpec
+
+__all__ = ["CROP_PCT", "IMAGENET_MEAN", "IMAGENET_STD", "ModelInfo", "register_model", "create_model", "list_models",
+           "model_info"]
+
+#: ImageNet per-channel (RGB) mean and standard deviation, the input normalisation of every registry model.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Evaluation crop as a share of the resized side: resize 256, centre crop 224 (ResNet's protocol).
+CROP_PCT = 0.875
 
 
 @dataclass(frozen=True)
@@ -30,8 +39,8 @@ class ModelInfo:
     name: str
     fn: Callable[..., nn.Module]
     input_size: tuple[int, int, int] = (3, 224, 224)
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     classifier: str = "fc"
     num_params: dict[str, int] = field(default_factory=dict)
     paper: dict[str, Any] = field(default_factory=dict)
@@ -60,7 +69,7 @@ def list_models(pattern: str = "*", include_aliases: bool = False) -> list[str]:
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
-def _resolve(name: str, attention: Any) -> tuple[ModelInfo, Any]:
+def _resolve(name: str, attention: AttentionSpec) -> tuple[ModelInfo, AttentionSpec]:
     if name in _ALIASES:
         base, alias_attention = _ALIASES[name]
         if attention not in (None, alias_attention):
@@ -76,7 +85,7 @@ def model_info(name: str) -> ModelInfo:
     return _resolve(name, None)[0]
 
 
-def create_model(name: str, *, attention: Any = None, num_classes: int = 1000, **kwargs: Any) -> nn.Module:
+def create_model(name: str, *, attention: AttentionSpec = None, num_classes: int = 1000, **kwargs: Any) -> nn.Module:
     """Build a registered model.
 
     Args:

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..nn.factory import AttentionSpec
 from ._common import AttnLayer, ClassifierHead, attention_layer, init_official
 from ._registry import ModelInfo, register_model
 
@@ -70,7 +71,7 @@ class MobileNetV1(nn.Module):
     def __init__(
         self,
         width_mult: float = 1.0,
-        attention: Any = None,
+        attention: AttentionSpec = None,
         attention_kwargs: dict[str, Any] | None = None,
         attention_sites: Sequence[str] = SITES,
         num_classes: int = 1000,
@@ -132,7 +133,7 @@ class MobileNetV1(nn.Module):
 
 
 def _mobilenet(width_mult: float):
-    def build(attention: Any = None, num_classes: int = 1000, **kwargs: Any) -> MobileNetV1:
+    def build(attention: AttentionSpec = None, num_classes: int = 1000, **kwargs: Any) -> MobileNetV1:
         return MobileNetV1(width_mult, attention=attention, num_classes=num_classes, **kwargs)
 
     return build

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from ..nn.factory import AttentionSpec
 from ._common import AttnLayer, ClassifierHead, attention_layer, init_official
 from ._registry import ModelInfo, register_model
 
@@ -124,7 +124,7 @@ class ResNet(nn.Module):
         stem_width: int = 64,
         groups: int = 1,
         base_width: int = 64,
-        attention: Any = None,
+        attention: AttentionSpec = None,
         attention_kwargs: dict[str, Any] | None = None,
         num_classes: int = 1000,
         in_chans: int = 3,
@@ -194,7 +194,7 @@ class ResNet(nn.Module):
 
 
 def _resnet(block, layers, **defaults: Any):
-    def build(attention: Any = None, num_classes: int = 1000, **kwargs: Any) -> ResNet:
+    def build(attention: AttentionSpec = None, num_classes: int = 1000, **kwargs: Any) -> ResNet:
         return ResNet(block, layers, attention=attention, num_classes=num_classes, **{**defaults, **kwargs})
 
     return build

@@ -1,9 +1,9 @@
-"""``create_attention``: build any attention module of the paper by name, class or partial."""
+"""``get_attention`` / ``create_attention``: any attention module of the paper by name, class or partial."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Union
+from typing import Any
 
 from torch import nn
 
@@ -12,7 +12,7 @@ from .channel import ChannelAttention
 from .se import SqueezeExcitation
 from .spatial import SpatialAttention
 
-__all__ = ["ATTENTION_REGISTRY", "AttentionSpec", "create_attention", "list_attention"]
+__all__ = ["ATTENTION_REGISTRY", "AttentionSpec", "attention_name", "create_attention", "get_attention", "list_attention"]
 
 #: Name -> constructor taking ``channels`` first. Every ablation variant of Tables 1-3 has a name.
 ATTENTION_REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -38,7 +38,7 @@ ATTENTION_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "spatial": SpatialAttention,
 }
 
-AttentionSpec = Union[str, type, Callable[..., nn.Module], None]
+AttentionSpec = str | type | Callable[..., nn.Module] | None
 
 
 def list_attention() -> list[str]:
@@ -46,13 +46,44 @@ def list_attention() -> list[str]:
     return sorted(ATTENTION_REGISTRY)
 
 
+def attention_name(spec: AttentionSpec) -> str | None:
+    """The registry key of a name spec (lower case, ``-`` -> ``_``); ``None`` for ``None``, ``""``, ``"none"``.
+
+    Classes and callables are returned unchanged.
+    """
+    if not isinstance(spec, str):
+        return spec
+    key = spec.lower().replace("-", "_")
+    return None if key in ("", "none") else key
+
+
+def get_attention(spec: AttentionSpec) -> Callable[..., nn.Module] | None:
+    """The constructor ``spec`` names (``channels`` first), or ``None`` for no attention.
+
+    Args:
+        spec: ``None``, ``""`` or ``"none"`` (returns ``None``); a registered name (see
+            :func:`list_attention`); or a class / callable / ``functools.partial`` taking ``channels`` first.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones) or a non-callable spec.
+    """
+    key = attention_name(spec)
+    if key is None:
+        return None
+    if isinstance(key, str):
+        if key not in ATTENTION_REGISTRY:
+            raise ValueError(f"unknown attention {spec!r}; valid names are {['none', *list_attention()]}")
+        return ATTENTION_REGISTRY[key]
+    if not callable(key):
+        raise ValueError(f"attention must be None, a name, a class or a callable, got {type(key).__name__}")
+    return key
+
+
 def create_attention(spec: AttentionSpec, channels: int, **kwargs: Any) -> nn.Module | None:
     """Build an attention module for a ``channels``-channel feature map.
 
     Args:
-        spec: ``None``, ``""`` or ``"none"`` (no module: returns ``None``); a registered name
-            (see :func:`list_attention`); or a class / callable / ``functools.partial`` taking
-            ``channels`` first.
+        spec: anything :func:`get_attention` accepts; no attention gives ``None``.
         channels: C of the feature map the module refines.
         **kwargs: options of the module, e.g. ``reduction=8``, ``kernel_size=3``,
             ``arrangement="parallel"``, ``device=``, ``dtype=``. They override a name's presets.
@@ -60,15 +91,5 @@ def create_attention(spec: AttentionSpec, channels: int, **kwargs: Any) -> nn.Mo
     Returns:
         A module mapping (B, C, H, W) to (B, C, H, W), or ``None``.
     """
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        key = spec.lower().replace("-", "_")
-        if key in ("", "none"):
-            return None
-        if key not in ATTENTION_REGISTRY:
-            raise ValueError(f"unknown attention {spec!r}; valid names are {['none', *list_attention()]}")
-        spec = ATTENTION_REGISTRY[key]
-    if not callable(spec):
-        raise ValueError(f"attention must be None, a name, a class or a callable, got {type(spec).__name__}")
-    return spec(channels, **kwargs)
+    cls = get_attention(spec)
+    return None if cls is None else cls(channels, **kwargs)

@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from PIL import Image
-from pytorch_grad_cam.utils.image import show_cam_on_image
 
+from .._optional import require
 from .attention_maps import AttentionMaps
 from .gradcam import gradcam
 from .images import to_display
+
+Figure = require("matplotlib.figure", "viz", "figures").Figure
+show_cam_on_image = require("pytorch_grad_cam.utils.image", "viz", "Grad-CAM").show_cam_on_image
 
 __all__ = [
     "UNTRAINED_TITLE",

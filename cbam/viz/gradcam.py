@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
+
+from .._optional import require
+
+GradCAM = require("pytorch_grad_cam", "viz", "Grad-CAM").GradCAM
+ClassifierOutputTarget = require("pytorch_grad_cam.utils.model_targets", "viz", "Grad-CAM").ClassifierOutputTarget
 
 __all__ = ["CamResult", "target_layer", "gradcam"]
 

@@ -10,6 +10,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torchvision import transforms as T
 
+from .._optional import require
+
 __all__ = ["IMAGE_SUFFIXES", "image_files", "load_image", "sample_images", "to_display"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -46,9 +48,7 @@ def load_image(path: str | Path) -> Image.Image:
 
 def sample_images() -> tuple[list[Image.Image], list[str]]:
     """scikit-learn's bundled photos (china.jpg, flower.jpg) and their names; no download."""
-    from sklearn.datasets import load_sample_images
-
-    data = load_sample_images()
+    data = require("sklearn.datasets", "train", "the sample photos").load_sample_images()
     return [Image.fromarray(a) for a in data.images], [Path(f).name for f in data.filenames]
 
 

@@ -8,11 +8,14 @@ import torch
 import torchvision.models as tvm
 
 import cbam
-from cbam.attach import AttentiveBottleneck
+from cbam.integrations.attach import AttentiveBottleneck
+from cbam.models.profile import count_params
 from cbam.nn import CBAM
-from cbam.profile import count_params
 
 timm = pytest.importorskip("timm")
+from cbam.integrations.timm import register  # noqa: E402 - after the skip
+
+register()  # our models in timm's registry, as a user does
 
 
 @pytest.fixture(autouse=True)
@@ -26,9 +29,9 @@ def _no_grad():
 def test_registry_names_and_clashes():
     from timm.models import resnet as timm_resnet
 
-    from cbam.timm_registry import CLASH_PREFIX, register_timm_models, timm_name
+    from cbam.integrations.timm import CLASH_PREFIX, timm_name
 
-    registered = register_timm_models()  # idempotent: already done by `import cbam`
+    registered = register()  # idempotent: already done at import of this module
     assert set(registered.values()) == set(cbam.list_models(include_aliases=True))
     for name in ("cbam_resnet50", "se_resnet50", "cbam_mobilenet_v1", "mobilenet_v1", "wide_resnet18_x2"):
         assert timm.is_model(name) and timm_name(name) == name

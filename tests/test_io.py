@@ -10,10 +10,9 @@ from safetensors.torch import load_file, save_file
 
 import cbam
 from cbam.cli import main
-from cbam.convert import convert_checkpoint, export_timm_weights
-from cbam.hub import from_pretrained, save_pretrained
-from cbam.interop import to_timm
-from cbam.weights import UnsafeCheckpointError, read_checkpoint
+from cbam.io import UnsafeCheckpointError, from_pretrained, read_checkpoint, save_pretrained
+from cbam.io.convert import convert_checkpoint, export_timm_weights
+from cbam.io.layouts import to_timm
 
 from _layouts import official_checkpoint, official_forward, pytorchcv_forward, pytorchcv_state_dict
 
@@ -249,3 +248,10 @@ def test_reset_classifier_is_recorded(tmp_path):
     model = cbam.create_model("resnet18", attention="se")
     model.reset_classifier(5)
     assert from_pretrained(save_pretrained(model, tmp_path / "m")).get_classifier().out_features == 5
+
+
+def test_the_convert_command_lists_every_layout():
+    from cbam.cli.convert import _SOURCES
+    from cbam.io.layouts import SOURCES
+
+    assert sorted(_SOURCES) == sorted(SOURCES)  # the CLI names them without importing the library

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .nn import fast_path
-from .weights import atomic_write
+from ..nn import fast_path
+from .files import atomic_write
 
 __all__ = ["FORMATS", "ExportCheck", "min_input_size", "export_program", "export_model", "check_onnx", "check_pt2"]
 
@@ -84,9 +84,9 @@ def export_model(
         raise ValueError(f"unknown export format {format!r}; valid names are {FORMATS}")
     program = export_program(model, example_size)
     if format == "pt2":
-        return atomic_write(path, lambda tmp: torch.export.save(program, tmp))
+        return atomic_write(path, lambda tmp: torch.export.save(program, str(tmp)))
     return atomic_write(path, lambda tmp: torch.onnx.export(
-        program, f=tmp, input_names=["input"], output_names=["logits"], dynamo=True, external_data=False,
+        program, f=str(tmp), input_names=["input"], output_names=["logits"], dynamo=True, external_data=False,
     ))
 
 

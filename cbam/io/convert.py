@@ -1,8 +1,9 @@
-"""Convert another layout's CBAM checkpoint into a hub-style folder of ours, or ours into timm's.
+"""Convert another layout's CBAM checkpoint into our model folder, or ours into timm's layout.
 
-``convert_checkpoint`` reads the file without unpickling code (:mod:`cbam.weights`), renames its
-keys (:mod:`cbam.interop`), finds the registered architecture with exactly those tensors, loads
-them strictly and writes ``config.json`` + ``model.safetensors`` (:mod:`cbam.hub`).
+``convert_checkpoint`` reads the file without unpickling code (:mod:`cbam.io.state_dict`), renames
+its keys (:mod:`cbam.io.layouts`), finds the registered architecture with exactly those tensors,
+loads them strictly and writes a model folder (:mod:`cbam.io.model_folder`) with ImageNet
+evaluation preprocessing (every layout we read holds ImageNet models).
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 
 import torch
 
-from .hub import from_pretrained, load_weights_strict, save_pretrained
-from .interop import SOURCES, match_architecture, to_timm
-from .models import create_model
-from .weights import read_checkpoint, save_safetensors
+from ..models import create_model
+from .layouts import SOURCES, match_architecture, to_timm
+from .model_folder import from_pretrained, save_pretrained
+from .state_dict import load_state_dict_strict, read_checkpoint, save_safetensors
 
 __all__ = ["ConversionReport", "convert_checkpoint", "export_timm_weights"]
 
@@ -54,13 +55,19 @@ class ConversionReport:
         return out
 
 
+def _imagenet_preprocessing() -> dict[str, Any]:
+    from ..data.transforms import eval_preprocessing
+
+    return eval_preprocessing("imagefolder")
+
+
 def convert_checkpoint(path: str | os.PathLike, source: str, out_dir: str | os.PathLike) -> ConversionReport:
     """Convert a checkpoint in ``source`` layout (``"official"``, ``"pytorchcv"``, ``"timm"``) to a model folder.
 
     Args:
         path: ``.pth`` / ``.pth.tar`` (read with ``torch.load(weights_only=True)``) or ``.safetensors``.
-        source: a key of :data:`cbam.interop.SOURCES`.
-        out_dir: folder for ``config.json`` + ``model.safetensors`` (see :func:`cbam.hub.save_pretrained`).
+        source: a key of :data:`cbam.io.layouts.SOURCES`.
+        out_dir: the model folder to write (see :func:`cbam.io.model_folder.save_pretrained`).
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source layout {source!r}; valid names are {sorted(SOURCES)}")
@@ -72,8 +79,8 @@ def convert_checkpoint(path: str | os.PathLike, source: str, out_dir: str | os.P
     filled = [k for k in model.state_dict() if k.endswith("num_batches_tracked") and k not in state_dict]
     for key in filled:
         state_dict[key] = torch.zeros((), dtype=torch.long)
-    load_weights_strict(model, state_dict, f"{source} {path}")
-    out = save_pretrained(model, out_dir)
+    load_state_dict_strict(model, state_dict, f"{source} {path}")
+    out = save_pretrained(model, out_dir, preprocessing=_imagenet_preprocessing())
     return ConversionReport(
         source=source, input_path=Path(path), output=out, architecture=name, model_kwargs=kwargs,
         source_tensors=len(ckpt.state_dict), renamed=conversion.renamed, reshaped=conversion.reshaped,
@@ -82,7 +89,7 @@ def convert_checkpoint(path: str | os.PathLike, source: str, out_dir: str | os.P
 
 
 def export_timm_weights(model_dir: str | os.PathLike, out_file: str | os.PathLike) -> tuple[str, Path]:
-    """Write a model folder's weights in timm's layout (lossless cases only, see :func:`cbam.interop.to_timm`).
+    """Write a model folder's weights in timm's layout (lossless cases only, see :func:`cbam.io.layouts.to_timm`).
 
     Returns ``(architecture, path)``; load them with
     ``timm.create_model(architecture, block_args=dict(attn_layer="cbam"))`` (plus

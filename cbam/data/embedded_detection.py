@@ -19,30 +19,22 @@ Layout (images stored once, in the VOC folder; the COCO JSONs point at it)::
 
 Box conventions: the drawn box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) is COCO ``[x0, y0, x1 - x0,
 y1 - y0]`` and VOC ``xmin = x0 + 1, ymin = y0 + 1, xmax = x1, ymax = y1`` (1-based, inclusive), so
-both loaders of :mod:`cbam.detection.datasets` give back exactly ``[x0, y0, x1, y1]``.
+both loaders of :mod:`cbam.data.detection` give back exactly ``[x0, y0, x1, y1]``.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
 
 import numpy as np
 from PIL import Image
 
-from ..data.embedded import CLASSES, add_clutter, add_noise, digit_sources, random_box, render_digit
-from .datasets import CocoDetectionDataset, DetectionDataset, Transform, VOCDetectionDataset
+from ._build import build_once
+from .detection import CocoDetectionDataset, DetectionDataset, Transform, VOCDetectionDataset
+from .embedded import CLASSES, add_clutter, add_noise, digit_sources, random_box, render_digit
 
 __all__ = ["SPLITS", "build_embedded_detection", "embedded_detection_dataset"]
 
@@ -126,8 +118,9 @@ def build_embedded_detection(
     n_clutter: int = 6, noise_std: float = 0.05, seed: int = 0,
 ) -> Path:
     """Build the dataset at ``root`` (see the module docstring) unless ``root/meta.json`` already
-    records the same parameters. Built in a temporary sibling folder and moved into place; a build
-    with other parameters is never overwritten (another run may be reading it): that is an error.
+    records the same parameters; a build with other parameters is never overwritten (another run may be
+    reading it): that is an error (see :func:`cbam.data._build.build_once`, the policy shared with the
+    classification data).
 
     Args:
         image_size: canvas side S; train_images, val_images, test_images: canvases per split.
@@ -152,46 +145,7 @@ def build_embedded_detection(
         "images": counts, "objects": list(objects), "object_size": list(object_size), "n_clutter": n_clutter,
         "noise_std": noise_std, "seed": seed, "classes": list(CLASSES),
     }
-    meta_file = root / "meta.json"
-    if meta_file.is_file() and json.loads(meta_file.read_text()) == params:
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root.parent / f".{root.name}.lock"):  # runs started together build it once
-        if meta_file.is_file() and json.loads(meta_file.read_text()) == params:
-            return root
-        if root.exists() and any(root.iterdir()):
-            if not meta_file.is_file():
-                raise ValueError(f"{root} is a non-empty folder without meta.json, not an embedded detection dataset; "
-                                 "choose another folder (it is not touched)")
-            built = json.loads(meta_file.read_text())
-            differ = sorted(k for k in params.keys() | built.keys() if params.get(k) != built.get(k))
-            raise ValueError(f"{root} holds the embedded detection data built with other parameters ({', '.join(differ)}: "
-                             f"{[built.get(k) for k in differ]}, asked for {[params.get(k) for k in differ]}); it is not "
-                             "touched, because another run may be using it: choose another folder or delete it")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-        try:
-            _write(tmp, params)
-            (tmp / "meta.json").write_text(json.dumps(params, indent=2))
-            if root.exists():  # an empty folder
-                root.rmdir()
-            os.replace(tmp, root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``lock_file`` (POSIX ``flock``; no lock where it is missing)."""
-    with open(lock_file, "a") as f:
-        if fcntl is None:
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return build_once(root, params, lambda out: _write(out, params), what="embedded detection dataset", shared=True)
 
 
 def embedded_detection_dataset(root: str | os.PathLike, split: str, fmt: str = "coco", transforms: Transform | None = None,

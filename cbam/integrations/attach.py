@@ -26,7 +26,7 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, resnet
 
-from .nn import create_attention
+from ..nn.factory import AttentionSpec, attention_name, create_attention
 
 __all__ = ["attach", "AttentiveBasicBlock", "AttentiveBottleneck", "SUPPORTED"]
 
@@ -85,13 +85,13 @@ def _last_norm_channels(seq: nn.Module) -> int:
     return norms[-1].num_features
 
 
-def _new_attention(attention: Any, channels: int, like: nn.Module, options: dict[str, Any]) -> nn.Module:
+def _new_attention(attention: AttentionSpec, channels: int, like: nn.Module, options: dict[str, Any]) -> nn.Module:
     module = create_attention(attention, channels, **options)
     ref = next(like.parameters(), None)
     return module if ref is None else module.to(device=ref.device, dtype=ref.dtype)
 
 
-def attach(model: nn.Module, attention: Any = "cbam", **options: Any) -> list[str]:
+def attach(model: nn.Module, attention: AttentionSpec = "cbam", **options: Any) -> list[str]:
     """Insert ``attention`` into every residual / inverted-residual block of ``model``, in place.
 
     Args:
@@ -108,7 +108,7 @@ def attach(model: nn.Module, attention: Any = "cbam", **options: Any) -> list[st
         ValueError: ``model`` has no supported block (the message names its class), a block already
             has attention, or the attention spec is invalid.
     """
-    if attention is None or (isinstance(attention, str) and attention.lower() in ("", "none")):
+    if attention_name(attention) is None:
         raise ValueError("attach: attention must name a module (e.g. 'cbam'), got None")
     timm_blocks = _timm_blocks()
     places: list[str] = []

@@ -4,17 +4,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..models import create_model, list_models
+from ...models import create_model, list_models
 
 __all__ = ["Rule", "Conversion", "rename", "match_architecture"]
 
 #: (regex matched against the whole key, replacement string or function of the match)
-Rule = tuple[str, Union[str, Callable[[re.Match], str]]]
+Rule = tuple[str, str | Callable[[re.Match], str]]
 
 
 @dataclass

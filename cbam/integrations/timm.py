@@ -1,6 +1,6 @@
 """Our models in timm's registry: ``timm.create_model("cbam_resnet50", num_classes=10, features_only=True)``.
 
-``import cbam`` calls :func:`register_timm_models` when timm is installed. Every name of
+Call :func:`register` once (``import cbam`` calls it itself when timm was imported first). Every name of
 :func:`cbam.list_models` (``include_aliases=True``: ``resnet50``, ``se_resnet50``,
 ``cbam_resnet50``, ...) is registered under the same name, unless timm already has a model of that
 name (e.g. timm's own ``resnet50``, ``resnext50_32x4d``): those are registered with the prefix
@@ -11,29 +11,30 @@ Models are built with ``timm.models.build_model_with_cfg``, so timm's keyword ar
 ``features_only=True`` wraps the model in timm's ``FeatureListNet`` driven by our ``feature_info``
 (every stage by default). Any other keyword goes to :func:`cbam.create_model` (e.g.
 ``attention_kwargs``, ``small_input``). There are no pretrained weights in timm's registry:
-``pretrained=True`` raises; load a folder with :func:`cbam.hub.from_pretrained` instead.
+``pretrained=True`` raises; load a folder with :func:`cbam.from_pretrained` instead.
 """
 from __future__ import annotations
 
 import sys
 import types
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
 from torch import nn
 
-from .models import create_model, list_models, model_info
+from .._optional import require
+from ..models import CROP_PCT, create_model, list_models, model_info
 
-__all__ = ["CLASH_PREFIX", "register_timm_models", "timm_name"]
+__all__ = ["CLASH_PREFIX", "register", "timm_name"]
 
 CLASH_PREFIX = "cbamlib_"
 _MODULE_NAME = "cbam.timm_models"  # synthetic module that holds the entry points, as timm's registry expects
 _REGISTERED: dict[str, str] = {}  # timm name -> our name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _feature_cfg(name: str, small_input: bool) -> dict[str, Any]:
     """``FeatureListNet`` options: every stage; flatten the top-level ``nn.Sequential`` when stages live inside one."""
     with torch.device("meta"):  # no memory, no initialisation cost
@@ -44,7 +45,7 @@ def _feature_cfg(name: str, small_input: bool) -> dict[str, Any]:
 def _default_cfg(name: str) -> dict[str, Any]:
     info = model_info(name)
     return {
-        "url": "", "num_classes": 1000, "input_size": info.input_size, "pool_size": (7, 7), "crop_pct": 0.875,
+        "url": "", "num_classes": 1000, "input_size": info.input_size, "pool_size": (7, 7), "crop_pct": CROP_PCT,
         "interpolation": "bilinear", "mean": info.mean, "std": info.std, "classifier": "head.fc",
         "license": "mit", "origin_url": "https://arxiv.org/abs/1807.06521",
     }
@@ -57,7 +58,7 @@ def _entrypoint(name: str, registered_as: str) -> Callable[..., nn.Module]:
         if pretrained:
             raise ValueError(
                 f"{registered_as}: timm's registry holds no weights for cbam models; build it with pretrained=False "
-                "and load a folder with cbam.hub.from_pretrained (or convert official weights with `cbam convert`)"
+                "and load a folder with cbam.from_pretrained (or convert official weights with `cbam convert`)"
             )
         feature_cfg = dict(_feature_cfg(name, bool(kwargs.get("small_input", False))))
         return build_model_with_cfg(
@@ -75,18 +76,17 @@ def timm_name(name: str) -> str:
     for registered, ours in _REGISTERED.items():
         if ours == name:
             return registered
-    import timm
-
+    timm = require("timm", "timm", "the timm integration")
     return CLASH_PREFIX + name if timm.is_model(name) else name
 
 
-def register_timm_models() -> dict[str, str]:
+def register() -> dict[str, str]:
     """Register every cbam model in timm's registry (idempotent). Returns {timm name: our name}."""
-    from timm.models import register_model
+    register_model = require("timm.models", "timm", "the timm integration").register_model
 
     module = sys.modules.get(_MODULE_NAME)
     if module is None:
-        module = types.ModuleType(_MODULE_NAME, "timm entry points of cbam's models (see cbam.timm_registry).")
+        module = types.ModuleType(_MODULE_NAME, "timm entry points of cbam's models (see cbam.integrations.timm).")
         module.default_cfgs = {}
         sys.modules[_MODULE_NAME] = module
     for name in list_models(include_aliases=True):

@@ -1,40 +1,34 @@
 """Detection as a task of the shared training engine (:func:`cbam.engine.fit`): ``train`` and ``evaluate``.
 
 The engine does devices, DDP (torchrun), seeded loaders, progress bars, ``metrics.jsonl``,
-TensorBoard, atomic checkpoints, resume and the safetensors export; :class:`DetectionTask` adds the
+TensorBoard, atomic checkpoints, resume and the final model folder; :class:`DetectionTask` adds the
 detector's loss and the dataset-level metrics (COCO mAP via pycocotools and VOC07 11-point mAP@.5),
 gathering every rank's detections first.
 """
 from __future__ import annotations
 
 import json
-import random
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..data import DetectionDataset, build_detection_dataset, detection_collate
+from ..detection import coco_map, faster_rcnn, ssd, stairnet, voc07_map
 from ..engine import distributed as D
-from ..engine.checkpoint import atomic_write, load_checkpoint, load_weights, read_safetensors_config
+from ..engine.checkpoint import seed_everything
 from ..engine.loader import build_loader
 from ..engine.loop import Runtime, StepOutput, Task, fit
-from ..profile import count_params
+from ..io.files import atomic_write
+from ..io.model_folder import read_model_folder
+from ..io.state_dict import load_state_dict_strict
+from ..models.profile import count_params
 from .config import DetectConfig, save_detect_config
-from .datasets import CocoDetectionDataset, DetectionDataset, VOCDetectionDataset, detection_collate
-from .embedded import build_embedded_detection, embedded_detection_dataset
-from .faster_rcnn import faster_rcnn
-from .metrics import coco_map, voc07_map
-from .params import detector_label
-from .ssd import ssd
-from .stairnet import stairnet
-from .transforms import DetectionAugment
+from .paper_tables import detector_label
 
-__all__ = ["DetectionTask", "build_detector", "build_detection_dataset", "train", "evaluate", "format_results"]
-
-_EMBEDDED_DIR = "data/embedded_detection"
+__all__ = ["DetectionTask", "build_detector", "train", "evaluate", "format_results"]
 
 
 def _to_device(batch: Any, device: torch.device) -> tuple[list[Tensor], list[dict[str, Any]]]:
@@ -100,34 +94,6 @@ def build_detector(cfg: DetectConfig | dict[str, Any], num_classes: int) -> nn.M
     return build(num_classes, c["backbone"], size=c["image_size"], **common, **kw)
 
 
-def build_detection_dataset(data: str, split: str, data_kwargs: dict[str, Any] | None = None, *,
-                            train: bool = False, augment: str = "none") -> DetectionDataset:
-    """Split ``train`` / ``val`` / ``test`` of ``data`` (``embedded[:DIR]``, ``voc:DIR``, ``coco:ROOT``).
-
-    Training splits drop difficult objects and get ``augment``; evaluation splits keep them flagged.
-    """
-    kw = dict(data_kwargs or {})
-    kind, _, where = data.partition(":")
-    transforms = DetectionAugment(augment) if train and augment != "none" else None
-    keep_difficult = not train
-    if kind == "embedded":
-        fmt = kw.pop("format", "coco")
-        root = build_embedded_detection(where or _EMBEDDED_DIR, **kw) if D.is_main() else Path(where or _EMBEDDED_DIR)
-        return embedded_detection_dataset(root, split, fmt, transforms, keep_difficult)
-    if not where:
-        raise ValueError(f"data {data!r}: expected embedded[:DIR], voc:VOCDEVKIT_DIR or coco:ROOT")
-    if kind == "voc":
-        years = kw.get(f"{split}_years", ["2007", "2012"] if split == "train" else ["2007"])
-        image_set = kw.get(f"{split}_set", {"train": "trainval", "val": "test", "test": "test"}[split])
-        return VOCDetectionDataset(where, [str(y) for y in years], image_set, kw.get("classes"), transforms, keep_difficult)
-    if kind == "coco":
-        part = "train" if split == "train" else "val"
-        images = kw.get(f"{part}_images", str(Path(where) / f"{part}2017"))
-        annotations = kw.get(f"{part}_annotations", str(Path(where) / "annotations" / f"instances_{part}2017.json"))
-        return CocoDetectionDataset(images, annotations, transforms, keep_difficult)
-    raise ValueError(f"unknown data kind {kind!r} in {data!r}; expected embedded[:DIR], voc:DIR or coco:ROOT")
-
-
 def _loader(dataset: DetectionDataset, batch_size: int, train: bool, cfg: DetectConfig, info: D.DistInfo):
     loader = build_loader(dataset, batch_size, train=train, workers=cfg.workers, seed=cfg.seed, rank=info.rank,
                           world_size=info.world_size, pin_memory=info.device.type == "cuda")
@@ -135,16 +101,11 @@ def _loader(dataset: DetectionDataset, batch_size: int, train: bool, cfg: Detect
     return loader
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def train(cfg: DetectConfig, *, resume: bool = False, progress: bool = True, eval_split: str = "test") -> dict[str, Any]:
     """Train the detector of ``cfg`` into ``cfg.out`` (alone or under torchrun), then evaluate it on
     ``eval_split``. The run directory gets ``config.yaml``, ``metrics.jsonl``, ``tensorboard/``,
-    ``checkpoint.pt``, ``model.safetensors`` and ``results_<split>.json``.
+    ``checkpoint.pt`` (for resume), the model folder (``config.json`` + ``model.safetensors``) and
+    ``results_<split>.json``.
 
     Returns:
         the result row of :func:`evaluate` (metrics, parameters, backbone report).
@@ -153,7 +114,7 @@ def train(cfg: DetectConfig, *, resume: bool = False, progress: bool = True, eva
     try:
         if cfg.batch_size % info.world_size:
             raise ValueError(f"batch_size {cfg.batch_size} (global) must be divisible by the {info.world_size} processes")
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         sets = {}
         for split in ("train", "val"):  # rank 0 first: it may build the embedded data
             if info.is_main:
@@ -182,9 +143,10 @@ def train(cfg: DetectConfig, *, resume: bool = False, progress: bool = True, eva
                 _write_json(out / "backbone_weights.json", model.backbone_report)
         run_config = cfg.to_dict() | {"task": "detection", "num_classes": num_classes,
                                       "classes": list(sets["train"].classes)}
+        folder_config = {"library_name": "cbam", **run_config, "backbone_weights": None}
         fit(model, DetectionTask(num_classes, cfg.metric), _loader(sets["train"], per_rank, True, cfg, info),
             _loader(sets["val"], per_rank, False, cfg, info), optimizer, scheduler, run_dir=out, epochs=cfg.epochs,
-            dist=info, amp=cfg.amp, resume=resume, config=run_config, progress=progress)
+            dist=info, amp=cfg.amp, resume=resume, config=run_config, model_config=folder_config, progress=progress)
         test_set = build_detection_dataset(cfg.data, eval_split, cfg.data_kwargs)
         row = _evaluate_model(model, run_config, test_set, per_rank, cfg.workers, info)
         if info.is_main:
@@ -196,7 +158,7 @@ def train(cfg: DetectConfig, *, resume: bool = False, progress: bool = True, eva
 
 def _write_json(path: Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2)
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _evaluate_model(model: nn.Module, run: dict[str, Any], dataset: DetectionDataset, batch_size: int,
@@ -215,29 +177,22 @@ def _evaluate_model(model: nn.Module, run: dict[str, Any], dataset: DetectionDat
 
 def evaluate(weights: str | Path, data: str | None = None, *, split: str = "test", batch_size: int = 8,
              workers: int = 0, device: str | None = None, data_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate a detection run's ``checkpoint.pt`` or ``model.safetensors`` (or its run directory) on
-    ``split`` of ``data`` (default: the data it was trained on), rebuilding the detector from the
-    config stored with the weights.
+    """Evaluate a detection model folder (a finished ``cbam detect train`` run) on ``split`` of ``data``
+    (default: the data it was trained on), rebuilding the detector from its ``config.json``.
 
     Returns:
         ``{"detector", "backbone", "attention", "params", "images", "objects", "map", "map_50", "map_75", "voc07_map"}``.
     """
-    path = Path(weights)
-    if path.is_dir():
-        path = next((path / n for n in ("model.safetensors", "checkpoint.pt") if (path / n).is_file()), path / "checkpoint.pt")
-    if path.suffix == ".safetensors":
-        run, state = read_safetensors_config(path), None
-    else:
-        ckpt = load_checkpoint(path)
-        run, state = ckpt.get("config") or {}, ckpt["model"]
-    if run.get("task") != "detection":
-        raise ValueError(f"{str(path)!r} is not a detection run (its config has no task 'detection')")
+    folder = read_model_folder(weights)
+    run = folder.config
+    if folder.task != "detection":
+        raise ValueError(f"{str(weights)!r} is not a detection model (its config.json has no task 'detection')")
     dataset = build_detection_dataset(data or run["data"], split, run.get("data_kwargs") if data_kwargs is None else data_kwargs)
     if list(dataset.classes) != run["classes"]:
-        raise ValueError(f"{str(path)!r} was trained on classes {run['classes'][:5]}... ({len(run['classes'])}) but "
+        raise ValueError(f"{str(weights)!r} was trained on classes {run['classes'][:5]}... ({len(run['classes'])}) but "
                          f"data has {list(dataset.classes)[:5]}... ({len(dataset.classes)})")
     model = build_detector({**run, "backbone_weights": None}, len(run["classes"]))
-    load_weights(model, state if state is not None else path)
+    load_state_dict_strict(model, folder.state_dict(), repr(str(folder.weights)))
     info = D.init_distributed(device)
     try:
         return _evaluate_model(model, run, dataset, batch_size, workers, info)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["Checkpoint", "UnsafeCheckpointError", "TORCH_SUFFIXES", "atomic_write", "read_checkpoint", "save_safetensors"]
+from .files import atomic_write
+
+__all__ = ["Checkpoint", "UnsafeCheckpointError", "TORCH_SUFFIXES", "load_state_dict_strict", "read_checkpoint",
+           "read_state_dict", "save_safetensors"]
 
 #: File endings read with ``torch.load(weights_only=True)``.
 TORCH_SUFFIXES = (".pth", ".pth.tar", ".pt", ".bin", ".ckpt", ".tar")
@@ -103,26 +105,46 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(state_dict, nested_key, dropped)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then ``os.replace`` it onto ``path``.
-
-    The temporary file keeps ``path``'s suffix (some writers choose the format from it) and is
-    removed if ``write`` fails, so ``path`` is either the old file or the complete new one.
-    """
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The tensors of a weight file (see :func:`read_checkpoint`) or of a model folder's ``model.safetensors``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return read_checkpoint(path / "model.safetensors" if path.is_dir() else path).state_dict
 
 
-def save_safetensors(state_dict: dict[str, Tensor], path: str | os.PathLike) -> Path:
-    """Write ``state_dict`` to ``path`` as safetensors, atomically (see :func:`atomic_write`)."""
+def save_safetensors(state_dict: Mapping[str, Tensor], path: str | os.PathLike) -> Path:
+    """Write ``state_dict`` to ``path`` as safetensors, atomically (see :func:`cbam.io.files.atomic_write`)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source: str = "state dict") -> nn.Module:
+    """``model.load_state_dict(state_dict, strict=True)`` with one clear error on any mismatch.
+
+    Args:
+        model: the bare model (not its DDP / ``torch.compile`` wrapper).
+        state_dict: name -> tensor.
+        source: where the weights come from, for the message (e.g. a file name).
+
+    Raises:
+        ValueError: the weights belong to another architecture or class count; the message names
+            the missing and unexpected keys and every shape that differs, e.g.
+            ``head.fc.weight: file (10, 512) vs model (1000, 512)``.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shape mismatch: " + "; ".join(shapes[:5]) + (" ..." if len(shapes) > 5 else ""))
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {missing[:5]}" + (" ..." if len(missing) > 5 else ""))
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {unexpected[:5]}"
+                         + (" ..." if len(unexpected) > 5 else ""))
+        name = getattr(model, "model_name", type(model).__name__)
+        raise ValueError(f"weights in {source} do not fit model {name}: " + "; ".join(parts))
+    model.load_state_dict(dict(state_dict))
+    return model

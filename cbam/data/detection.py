@@ -67,7 +67,7 @@ class DetectionDataset(Dataset):
     Args:
         records: the images and their objects (boxes in pixels, not yet sanitised).
         classes: foreground class names; label ``i + 1`` is ``classes[i]``.
-        transforms: optional ``(image, target) -> (image, target)`` (e.g. :func:`cbam.detection.transforms`).
+        transforms: optional ``(image, target) -> (image, target)`` (e.g. :class:`cbam.data.DetectionAugment`).
         keep_difficult: keep objects flagged difficult (evaluation); ``False`` drops them (VOC training).
 
     Attributes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..nn import CBAM
+from ...nn import CBAM
 from ._common import Conversion, rename
 
 __all__ = ["TIMM_CBAM_KWARGS", "from_timm", "to_timm"]
