@@ -162,7 +162,7 @@ def test_pool_kernels_first_argmax_and_nan(tiles):
     assert torch.equal(index[0], xf[0].argmax(1)) and int(index[1, 4]) == 62
     clean = x.nan_to_num(0.0)
     scale = torch.tensor([[1.0, 2.0, 1.0, 2.0, 0.5]]).expand(2, 5).contiguous()
-    avg, mx, index = passes_triton.channel_pool(clean, scale, True, True, True)
+    avg, mx, index = passes_triton.channel_pool(clean, scale, True, True, True, {})
     y = clean.view(2, 5, 63) * scale.unsqueeze(2)
     torch.testing.assert_close(avg, y.mean(1))
     torch.testing.assert_close(mx, y.amax(1))
@@ -227,12 +227,12 @@ def test_torch_passes_match_the_kernels_pass_by_pass():
     index_s, index_c = torch.randint(0, 5, (2, 12)), torch.randint(0, 12, (2, 5))
     avg_c, max_c = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
     calls = [
-        ("gate", (x, a, s)),
-        ("backward_reduce", (g, x, a, s, True, True)),
-        ("backward_reduce", (g, x, None, None, True, True)),
+        ("gate", (x, a, s, {})),
+        ("backward_reduce", (g, x, a, s, True, True, {})),
+        ("backward_reduce", (g, x, None, None, True, True, {})),
         ("descriptor_dot", (x, d_avg, d_max, index_s)),
-        ("backward_input", (g, a, avg_c, max_c, index_c, s, d_avg, d_max, index_s)),
-        ("backward_input", (g, a, avg_c, None, None, None, None, None, None)),
+        ("backward_input", (g, a, avg_c, max_c, index_c, s, d_avg, d_max, index_s, {})),
+        ("backward_input", (g, a, avg_c, None, None, None, None, None, None, {})),
     ]
     for name, args in calls:
         got, want = getattr(passes_triton, name)(*args), getattr(passes_torch, name)(*args)

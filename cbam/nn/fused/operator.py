@@ -66,6 +66,7 @@ def _forward_impl(
     b, c, h, w = x.shape
     a, s, pooled, desc, z, stats = (_empty(x, cdt) for _ in range(6))  # outputs must not alias each other
     i_hw, i_c = _empty(x, torch.long), _empty(x, torch.long)
+    scratch: dict = {}  # full-size temporaries a back end reuses between passes
     with torch.autocast(x.device.type, enabled=False):
         if pools:
             avg, mx, index = passes.hw_pool(x, 0 in pools, 1 in pools, need_grad)  # (B, C) each
@@ -74,13 +75,15 @@ def _forward_impl(
             pooled = torch.stack([avg if p == 0 else mx for p in pools])  # (P, B, C)
             a = gates.channel_gate(pooled, *(_small(t, cdt) for t in (w0, b0, w1, b1)))  # M_c: (B, C)
         if order:
-            avg, mx, index = passes.channel_pool(x, a if pools else None, 0 in order, 1 in order, need_grad)
+            avg, mx, index = passes.channel_pool(x, a if pools else None, 0 in order, 1 in order, need_grad,
+                                                  scratch)
             if need_grad and 1 in order:
                 i_c = index
             desc = torch.stack([avg if p == 0 else mx for p in order], dim=1).view(b, len(order), h, w)
             spatial = (_small(t, cdt) for t in (conv_w, conv_b, norm_w, norm_b))
             s, z, stats = gates.spatial_gate(desc, *spatial, norm_mode, eps)  # M_s: (B, 1, H, W)
-        out = _laid_out_like(passes.gate(x, a if pools else None, s.view(b, h * w) if order else None), given)
+        out = passes.gate(x, a if pools else None, s.view(b, h * w) if order else None, scratch)
+        out = _laid_out_like(out, given)
     return out, a, s, pooled, i_hw, desc, i_c, z, stats
 
 
@@ -100,9 +103,10 @@ def _backward_impl(
     params = [_small(t, cdt) for t in (w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b)]
     grads = [_empty(x, cdt) for _ in range(8)]
     spatial: tuple[Tensor | None, ...] = (None, None, None, None)
+    scratch: dict = {}
     with torch.autocast(x.device.type, enabled=False):
         sf = s.view(b, n) if order else None  # M_s: (B, N)
-        ds, da = passes.backward_reduce(g, x, a if pools else None, sf, bool(order), bool(pools))
+        ds, da = passes.backward_reduce(g, x, a if pools else None, sf, bool(order), bool(pools), scratch)
         if order:  # dL/dM_s = sum_c grad * F' (B, N) -> dL/d(desc) through the conv and BatchNorm
             ddesc = gates.spatial_backward(ds, s, z, stats, desc, *params[4:], norm_mode, eps, grads)
             d_avg = ddesc[:, order.index(0)] / c if 0 in order else None  # to every channel
@@ -117,7 +121,7 @@ def _backward_impl(
             avg_c = dpooled[pools.index(0)] / n if 0 in pools else None
             max_c, index_c = (dpooled[pools.index(1)], i_hw) if 1 in pools else (None, None)
             channel = (a, avg_c, max_c, index_c)
-        dx = _laid_out_like(passes.backward_input(g, *channel, *spatial), given)
+        dx = _laid_out_like(passes.backward_input(g, *channel, *spatial, scratch), given)
     param_grads = [_laid_out_like(gp.to(p.dtype), p) if p is not None and gp.numel() else gp for p, gp in
                    zip((w0, b0, w1, b1, conv_w, conv_b, norm_w, norm_b), grads)]
     return (dx, *param_grads)

@@ -123,7 +123,7 @@ def hw_pool(x: Tensor, avg: bool, mx: bool, index: bool) -> tuple[Tensor | None,
 
 
 def channel_pool(
-    x: Tensor, scale: Tensor | None, avg: bool, mx: bool, index: bool
+    x: Tensor, scale: Tensor | None, avg: bool, mx: bool, index: bool, scratch: dict
 ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """Mean, max and first argmax over C of scale[b, c] * x[b, c, n]: (B, N) each."""
     scale = scale if scale is not None else x.new_ones(x.shape[:2])
@@ -131,14 +131,14 @@ def channel_pool(
     return (mean if avg else None), (values if mx else None), (i if mx and index else None)
 
 
-def gate(x: Tensor, a: Tensor | None, s: Tensor | None) -> Tensor:
+def gate(x: Tensor, a: Tensor | None, s: Tensor | None, scratch: dict) -> Tensor:
     """x * a[b, c] * s[b, n]."""
     b, c, h, w = x.shape
     return torch.ops.cbam_cpu.gate(x, a, s.reshape(b, h * w) if s is not None else None)
 
 
 def backward_reduce(
-    g: Tensor, x: Tensor, a: Tensor | None, s: Tensor | None, want_ds: bool, want_da: bool
+    g: Tensor, x: Tensor, a: Tensor | None, s: Tensor | None, want_ds: bool, want_da: bool, scratch: dict
 ) -> tuple[Tensor | None, Tensor | None]:
     """ds[b, n] = sum_c g x a_c and da[b, c] = sum_n g x s_n (a, s: 1 where None)."""
     b, c, h, w = x.shape
@@ -158,7 +158,7 @@ def descriptor_dot(x: Tensor, d_avg: Tensor | None, d_max: Tensor | None, index:
 
 def backward_input(
     g: Tensor, a: Tensor | None, avg_c: Tensor | None, max_c: Tensor | None, index_c: Tensor | None,
-    s: Tensor | None, d_avg: Tensor | None, d_max: Tensor | None, index_s: Tensor | None,
+    s: Tensor | None, d_avg: Tensor | None, d_max: Tensor | None, index_s: Tensor | None, scratch: dict,
 ) -> Tensor:
     """dx = a_c (g s_n + d_avg_n + [index_s_n == c] d_max_n) + avg_c + [n == index_c] max_c."""
     b, c, h, w = g.shape

@@ -136,13 +136,13 @@ def hw_pool(x: Tensor, avg: bool, mx: bool, index: bool) -> tuple[Tensor | None,
 
 
 def channel_pool(
-    x: Tensor, scale: Tensor | None, avg: bool, mx: bool, index: bool
+    x: Tensor, scale: Tensor | None, avg: bool, mx: bool, index: bool, scratch: dict
 ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """Mean, max and first argmax over C of scale[b, c] * x[b, c, n]: (B, N) each."""
     return _pool(x, scale, True, avg, mx, index)
 
 
-def gate(x: Tensor, a: Tensor | None, s: Tensor | None) -> Tensor:
+def gate(x: Tensor, a: Tensor | None, s: Tensor | None, scratch: dict) -> Tensor:
     """x * a[b, c] * s[b, n], in the layout of x."""
     out = torch.empty_like(x)
     xv, ov = _view(x), _view(out)
@@ -159,7 +159,7 @@ def gate(x: Tensor, a: Tensor | None, s: Tensor | None) -> Tensor:
 
 
 def backward_reduce(
-    g: Tensor, x: Tensor, a: Tensor | None, s: Tensor | None, want_ds: bool, want_da: bool
+    g: Tensor, x: Tensor, a: Tensor | None, s: Tensor | None, want_ds: bool, want_da: bool, scratch: dict
 ) -> tuple[Tensor | None, Tensor | None]:
     """ds[b, n] = sum_c g x a_c and da[b, c] = sum_n g x s_n (a, s: 1 where None), one read of g and x."""
     gv, xv = _view(g), _view(x)
@@ -204,7 +204,7 @@ def descriptor_dot(x: Tensor, d_avg: Tensor | None, d_max: Tensor | None, index:
 
 def backward_input(
     g: Tensor, a: Tensor | None, avg_c: Tensor | None, max_c: Tensor | None, index_c: Tensor | None,
-    s: Tensor | None, d_avg: Tensor | None, d_max: Tensor | None, index_s: Tensor | None,
+    s: Tensor | None, d_avg: Tensor | None, d_max: Tensor | None, index_s: Tensor | None, scratch: dict,
 ) -> Tensor:
     """dx = a_c (g s_n + d_avg_n + [index_s_n == c] d_max_n) + avg_c + [n == index_c] max_c, one read, one write."""
     dx = torch.empty_like(g)
