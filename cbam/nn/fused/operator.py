@@ -113,7 +113,7 @@ def _backward_impl(
             d_max = ddesc[:, order.index(1)] if 1 in order else None  # to the argmax channel
             index = i_c if 1 in order else None
             if pools:  # dL/dM_c = sum_hw grad * M_s * F + sum_hw dL/d(desc) * d(desc)/dM_c
-                da = da + passes.descriptor_dot(x, d_avg, d_max, index)
+                da += passes.descriptor_dot(x, d_avg, d_max, index)
             spatial = (sf, d_avg, d_max, index)
         channel: tuple[Tensor | None, ...] = (None, None, None, None)
         if pools:  # dL/d(pooled) through the MLP -> H x W pool gradients per channel

@@ -104,9 +104,10 @@ def descriptor_dot(x: Tensor, d_avg: Tensor | None, d_max: Tensor | None, index:
     """r[b, c] = sum_n x[b, c, n] * (d_avg[b, n] + [index[b, n] == c] * d_max[b, n])."""
     xf, cdt = _flat(x), compute_dtype(x)
     b, c, _ = xf.shape
-    r = torch.zeros(b, c, dtype=cdt, device=x.device)
     if d_avg is not None:
-        r += torch.bmm(xf, d_avg.unsqueeze(2).to(x.dtype)).squeeze(2).to(cdt)
+        r = torch.bmm(xf, d_avg.unsqueeze(2).to(x.dtype)).squeeze(2).to(cdt)
+    else:
+        r = torch.zeros(b, c, dtype=cdt, device=x.device)
     if d_max is not None:
         r.scatter_add_(1, index, d_max * xf.gather(1, index.unsqueeze(1)).squeeze(1).to(cdt))
     return r
