@@ -173,6 +173,10 @@ def test_compare_writes_table_csv_and_curves(folder, tmp_path, capsys):
     for label in ("| ResNet18 |", "| ResNet18 + SE |", "| ResNet18 + CBAM |"):
         assert label in printed
     assert "1 x 3 x 16 x 16" in printed
+    assert "Paired top-1 error differences over 2 seeds" in printed and "| ResNet18 + CBAM - ResNet18 + SE | " in printed
+    pairs = list(csv.DictReader((out / "differences.csv").open()))
+    assert [(r["a"], r["b"]) for r in pairs] == [("se", "none"), ("cbam", "none"), ("cbam", "se")]
+    assert all(float(r["ci95_low"]) <= float(r["top1_err_difference"]) <= float(r["ci95_high"]) for r in pairs)
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["attention"] for r in rows] == ["none", "se", "cbam"] and all(r["seeds"] == "2" for r in rows)
     assert int(rows[0]["params"]) < int(rows[1]["params"]) <= int(rows[2]["params"])

@@ -31,7 +31,8 @@ def run_comparison(args: argparse.Namespace, attentions: tuple[str, ...], out: s
     compare(cfg, attentions, args.seeds, out_dir, title=title, progress=not args.no_progress,
             extras=[COMPARE_EXTRAS[name] for name in args.extra])
     print((out_dir / "table.md").read_text())
-    print(f"saved: {out_dir / 'table.md'}, {out_dir / 'table.csv'}, {out_dir / 'curves.png'}")
+    print(f"saved: {out_dir / 'table.md'}, {out_dir / 'table.csv'}, {out_dir / 'differences.csv'}, "
+          f"{out_dir / 'curves.png'}")
     return 0
 
 

@@ -3,7 +3,8 @@
 :func:`compare` trains one backbone with several attention modules and seeds through
 :func:`cbam.experiments.classification.train`, one run directory per (attention, seed):
 ``out/<attention>/seed<k>/``. Finished runs are reused and interrupted ones resumed, so a
-comparison can be stopped and restarted. It writes ``table.md``, ``table.csv`` and
+comparison can be stopped and restarted. It writes ``table.md`` (the table, then the paired
+differences between rows with 95 % t-intervals over seeds), ``table.csv``, ``differences.csv`` and
 ``curves.png`` to ``out``.
 
 More per-model tables can be appended (e.g. Grad-CAM localisation scores): pass ``extras``,
@@ -31,8 +32,10 @@ from ..models.profile import count_gmacs, count_params
 from ..nn.factory import attention_name
 from .classification import build_model, train
 from .config import TrainConfig, yaml
+from .stats import format_mean_std, mean_std, paired_difference
 
-__all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_table", "plot_curves"]
+__all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_differences",
+           "format_table", "plot_curves"]
 
 #: The attention variants of the paper's ablation Tables 1-3 (sec. 4.1), in the paper's row order.
 ABLATIONS: dict[int, tuple[str, ...]] = {
@@ -72,10 +75,6 @@ class ModelResult:
     curves: list[list[dict]]  # per seed: the metrics.jsonl records
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 #: Config keys that do not change what a run computes; a finished run is reused whatever they are.
 _RUNTIME_KEYS = ("workers", "threads", "out")
 
@@ -111,7 +110,8 @@ def compare(
     Args:
         cfg: the recipe (its ``attention``, ``seed`` and ``out`` are replaced per run).
         attentions: e.g. ``("none", "se", "cbam")`` (Table 4) or ``ABLATIONS[k]``.
-        seeds: one run per seed; the table reports mean +- sample standard deviation.
+        seeds: one run per seed; the table reports mean +- sample standard deviation, and the paired
+            differences between rows with 95 % t-intervals over seeds (:mod:`.stats`).
         out: output directory.
         title: first line of ``table.md``.
         extras: functions appending per-model Markdown tables (see the module docstring).
@@ -135,7 +135,8 @@ def compare(
     caption = (f"{cfg.model} {cfg.model_kwargs or ''} on {cfg.data}, {cfg.epochs} epochs, "
                f"seeds {', '.join(map(str, seeds))}: validation error of the last epoch, single crop, "
                f"mean +- std over seeds; GFLOPs = multiply-accumulates at 1 x 3 x {cfg.image_size} x {cfg.image_size}.")
-    markdown = "\n\n".join(filter(None, [f"## {title}" if title else "", caption, format_table(results)]
+    markdown = "\n\n".join(filter(None, [f"## {title}" if title else "", caption, format_table(results),
+                                         format_differences(results)]
                                  + [extra({r.label: r.runs for r in results}) for extra in extras])) + "\n"
     atomic_write(out / "table.md", lambda tmp: tmp.write_text(markdown))
     _write_csv(out / "table.csv", results)
@@ -147,8 +148,29 @@ def format_table(results: Sequence[ModelResult]) -> str:
     """Table-4-style Markdown: architecture, parameters, GFLOPs, top-1 and top-5 error (mean +- std)."""
     lines = ["| Architecture | Params (M) | GFLOPs | Top-1 err (%) | Top-5 err (%) |", "|---|---:|---:|---:|---:|"]
     for r in results:
-        (m1, s1), (m5, s5) = _mean_std(r.top1), _mean_std(r.top5)
-        lines.append(f"| {r.label} | {r.params / 1e6:.3f} | {r.gmacs:.4f} | {m1:.2f} ± {s1:.2f} | {m5:.2f} ± {s5:.2f} |")
+        lines.append(f"| {r.label} | {r.params / 1e6:.3f} | {r.gmacs:.4f} | {format_mean_std(r.top1)} | "
+                     f"{format_mean_std(r.top5)} |")
+    return "\n".join(lines)
+
+
+def _pairs(results: Sequence[ModelResult]) -> list[tuple[ModelResult, ModelResult]]:
+    """Every row against the first (the baseline), and the last row (the full method) against the rows between."""
+    if len(results) < 2:
+        return []
+    first, last = results[0], results[-1]
+    return [(r, first) for r in results[1:]] + [(last, r) for r in results[1:-1]]
+
+
+def format_differences(results: Sequence[ModelResult]) -> str:
+    """Paired top-1 differences (A - B, percentage points) with 95 % Student-t intervals over seeds."""
+    pairs = _pairs(results)
+    if not pairs:
+        return ""
+    n = len(results[0].top1)
+    lines = [f"Paired top-1 error differences over {n} seed{'s' if n > 1 else ''} (A - B in percentage points, "
+             "negative: A is better; 95 % Student-t interval of the per-seed differences; an interval "
+             "containing 0 is inside the noise):", "", "| A - B | Top-1 err difference |", "|---|---|"]
+    lines += [f"| {a.label} - {b.label} | {paired_difference(a.top1, b.top1)} |" for a, b in pairs]
     return "\n".join(lines)
 
 
@@ -157,14 +179,27 @@ def _write_csv(path: Path, results: Sequence[ModelResult]) -> None:
               "top5_err_std", "seeds", "top1_err_per_seed", "top5_err_per_seed"]
     rows = []
     for r in results:
-        (m1, s1), (m5, s5) = _mean_std(r.top1), _mean_std(r.top5)
-        rows.append([r.label, r.attention, r.params, f"{r.gmacs:.6f}", f"{m1:.4f}", f"{s1:.4f}", f"{m5:.4f}",
-                     f"{s5:.4f}", len(r.runs), " ".join(f"{v:.2f}" for v in r.top1),
+        (m1, s1), (m5, s5) = mean_std(r.top1), mean_std(r.top5)
+        rows.append([r.label, r.attention, r.params, f"{r.gmacs:.6f}", f"{m1:.4f}", _number(s1), f"{m5:.4f}",
+                     _number(s5), len(r.runs), " ".join(f"{v:.2f}" for v in r.top1),
                      " ".join(f"{v:.2f}" for v in r.top5)])
 
+    _write_rows(path, [header, *rows])
+    differences = [["a", "b", "top1_err_difference", "ci95_low", "ci95_high", "seeds"]]
+    for a, b in _pairs(results):
+        d = paired_difference(a.top1, b.top1)
+        differences.append([a.attention, b.attention, f"{d.mean:.4f}", _number(d.low), _number(d.high), d.n])
+    _write_rows(path.with_name("differences.csv"), differences)
+
+
+def _write_rows(path: Path, rows: list[list]) -> None:
     text = io.StringIO()
-    csv.writer(text).writerows([header, *rows])
+    csv.writer(text).writerows(rows)
     atomic_write(path, lambda tmp: tmp.write_text(text.getvalue()))
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def plot_curves(results: Sequence[ModelResult], path: str | Path, title: str = "") -> Path:
