@@ -61,6 +61,7 @@ from .._optional import require
 from ._build import build_once, load_meta
 
 __all__ = [
+    "DIFFICULTIES",
     "GENERATOR_VERSION",
     "SPLIT_FRACTIONS",
     "BOX_THRESHOLD",
@@ -78,6 +79,14 @@ __all__ = [
 ]
 
 GENERATOR_VERSION = 1
+#: Named difficulty settings: object size range (px at 64 x 64; scaled with the canvas), clutter
+#: fragments, noise std. ``medium`` is the dataset's default; the three levels ask the paper's "what and
+#: where" question with more or less to ignore around the object.
+DIFFICULTIES: dict[str, dict] = {
+    "easy": {"object_size": (20, 32), "n_clutter": 2, "noise_std": 0.04},
+    "medium": {"object_size": (16, 32), "n_clutter": 8, "noise_std": 0.08},
+    "hard": {"object_size": (12, 24), "n_clutter": 20, "noise_std": 0.12},
+}
 SPLIT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 BOX_THRESHOLD = 0.25
 CLASSES = tuple(str(c) for c in range(10))
@@ -238,11 +247,12 @@ def render_sample(digits: np.ndarray, source: int, rng: np.random.Generator, *, 
 
 
 # ---- dataset on disk ---------------------------------------------------------------------------
-def _params(image_size: int, train_per_class: int, val_per_class: int, seed: int,
+def _params(image_size: int, train_per_class: int, val_per_class: int, seed: int, difficulty: str,
             object_size: tuple[int, int], n_clutter: int, noise_std: float) -> dict:
     return {
         "generator": "cbam.data.embedded (Cluttered Digits)",
         "version": GENERATOR_VERSION,
+        "difficulty": difficulty,
         "image_size": image_size,
         "train_per_class": train_per_class,
         "val_per_class": val_per_class,
@@ -296,12 +306,16 @@ def _sample_grid(root: Path, boxes: dict[str, list[int]], rows: int = 4, zoom: i
 
 
 def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_class: int = 300,
-                   val_per_class: int = 100, seed: int = 0, object_size: tuple[int, int] = (16, 32),
-                   n_clutter: int = 8, noise_std: float = 0.08) -> Path:
+                   val_per_class: int = 100, seed: int = 0, difficulty: str = "medium",
+                   object_size: tuple[int, int] | None = None, n_clutter: int | None = None,
+                   noise_std: float | None = None) -> Path:
     """Build Cluttered Digits at ``root`` (ImageFolder layout, see the module docstring).
 
     Defaults: 64 x 64 canvases, 300 training and 100 validation images per class (3,000 + 1,000),
-    objects 16-32 px, 8 clutter fragments, noise std 0.08. If ``root/meta.json`` records the same
+    the ``medium`` :data:`DIFFICULTIES` (objects 16-32 px, 8 clutter fragments, noise std 0.08).
+    ``object_size``, ``n_clutter`` and ``noise_std`` override the named difficulty's values; object
+    sizes of a named difficulty scale with ``image_size`` / 64. ``meta.json`` records the difficulty's
+    name (``"custom"`` when any value is given explicitly) and every value. If ``root/meta.json`` records the same
     parameters, nothing is done; if it records others, the dataset is rebuilt (see
     :func:`cbam.data._build.build_once`, the policy shared with the detection data).
 
@@ -313,9 +327,19 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
                         ("val_per_class", val_per_class)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
+    preset = DIFFICULTIES[difficulty]
+    overrides = {k: v for k, v in (("object_size", object_size), ("n_clutter", n_clutter), ("noise_std", noise_std))
+                 if v is not None}
+    if object_size is None:
+        object_size = tuple(round(v * image_size / 64) for v in preset["object_size"])
+    n_clutter = preset["n_clutter"] if n_clutter is None else n_clutter
+    noise_std = preset["noise_std"] if noise_std is None else noise_std
     if object_size[1] + 2 * 4 > image_size:
         raise ValueError(f"object_size {object_size} does not fit image_size {image_size} with a 4 px margin")
     params = _params(int(image_size), int(train_per_class), int(val_per_class), int(seed),
+                     "custom" if overrides else difficulty,
                      tuple(object_size), int(n_clutter), float(noise_std))
 
     def write(out: Path) -> None:
