@@ -149,10 +149,20 @@ def parity(smoke: bool) -> bool:
     with fast_path("auto" if DEVICE == "cuda" else "triton"), torch.autocast(DEVICE, dtype=torch.bfloat16):
         eager_out, compiled_out = model(x), compiled(x)
         compiled_out.float().sum().backward()
-    err = float((eager_out.float() - compiled_out.float()).abs().max())
+    err = float((eager_out.float() - compiled_out.float()).detach().abs().max())
     print(f"torch.compile(fullgraph=True), CBAM ResNet-18, bf16 channels-last: max |eager - compiled| = {err:.2e} "
           f"({'ok' if err < 5e-2 else 'FAIL'})")
     ok &= err < 5e-2
+    model.eval()
+    program = torch.export.export(model, (x,))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    with torch.no_grad(), fast_path("auto" if DEVICE == "cuda" else "triton"):
+        err = float((program.module()(x) - model(x)).abs().max())
+    exported = "cbam.fused_attention.default" in targets and err < 1e-3
+    print(f"torch.export, CBAM ResNet-18, fp32 channels-last: operator captured: "
+          f"{'cbam.fused_attention.default' in targets}, max |eager - exported| = {err:.2e} "
+          f"({'ok' if exported else 'FAIL'})")
+    ok &= exported
     print(f"parity: {'PASS' if ok else 'FAIL'}\n", flush=True)
     return ok
 
