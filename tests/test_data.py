@@ -64,16 +64,16 @@ def test_embedded_deterministic(tmp_path, tiny_embedded):
     assert all(a[k] != b[k] for k in a if k.endswith(".png"))
 
 
-def test_embedded_skip_and_rebuild(tmp_path):
+def test_embedded_skip_and_refuse_other_parameters(tmp_path):
     root = E.build_embedded(tmp_path / "d", train_per_class=1, val_per_class=1)
     stamp = (root / "meta.json").stat().st_mtime_ns
-    marker = root / "train" / "0" / "0_00000.png"
     assert E.build_embedded(root, train_per_class=1, val_per_class=1) == root
     assert (root / "meta.json").stat().st_mtime_ns == stamp  # same parameters: skipped
-    E.build_embedded(root, train_per_class=2, val_per_class=1)  # other parameters: rebuilt
-    assert json.loads((root / "meta.json").read_text())["train_per_class"] == 2
-    assert len(E.load_boxes(root, "train")) == 20 and marker.is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary folders left
+    with pytest.raises(ValueError, match=r"built with other parameters \(train_per_class: \[1\], asked for \[2\]\)"):
+        E.build_embedded(root, train_per_class=2, val_per_class=1)  # other parameters: refused, never rebuilt
+    assert json.loads((root / "meta.json").read_text())["train_per_class"] == 1
+    assert (root / "meta.json").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.lock", "d"]  # no temporary folders left
 
 
 def test_embedded_refuses_foreign_folder(tmp_path):

@@ -233,7 +233,7 @@ def test_bad_config_values(tmp_path, capsys):
     assert main(["train", "--set", "lr_steps=3", "--out", str(tmp_path)]) == 2
     assert "unknown config key(s) ['lr_steps']" in capsys.readouterr().err
     assert main(["train", "--config", "nope", "--out", str(tmp_path)]) == 2
-    assert "config must be one of ['cifar', 'embedded', 'imagenet']" in capsys.readouterr().err
+    assert "config must be one of ['cifar', 'embedded', 'embedded_gpu', 'imagenet']" in capsys.readouterr().err
     assert main(["train", "--set", "weight_decay=1e-4", "--out", str(tmp_path)]) == 2
     assert "weight_decay must be a number" in capsys.readouterr().err
     assert json.loads(json.dumps({"ok": True}))  # the CLI wrote nothing for rejected configs

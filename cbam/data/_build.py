@@ -30,20 +30,20 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def build_once(root: str | os.PathLike, params: dict[str, Any], write: Callable[[Path], object], *,
-               what: str, shared: bool) -> Path:
+               what: str) -> Path:
     """Build the dataset ``params`` describes at ``root`` with ``write(folder)``, unless ``root/meta.json``
     already records exactly ``params``.
 
     The build goes into a temporary sibling folder, gets its ``meta.json`` and is renamed into place,
     so ``root`` is never half-written. A non-empty ``root`` without ``meta.json`` is never touched.
 
+    Several runs may build and read the same folder at once (torchrun ranks, two trainings started
+    together): processes build it once under an exclusive lock (``.<root>.lock`` beside it), and a
+    build with other parameters is an error naming the parameters that differ; a built dataset is
+    never replaced (another run may be reading it, and nothing is rebuilt behind the user's back).
+
     Args:
         what: the dataset's name in messages, e.g. ``"embedded dataset"``.
-        shared: data that several runs may build and read at once (the detection data, built by
-            every torchrun rank): processes build it once under an exclusive lock
-            (``.<root>.lock`` beside it), and a build with other parameters is an error naming the
-            parameters that differ. Otherwise (the classification data, which rank 0 builds before
-            the others start) a build with other parameters is rebuilt.
 
     Returns:
         ``root`` as a Path.
@@ -54,14 +54,14 @@ def build_once(root: str | os.PathLike, params: dict[str, Any], write: Callable[
     if load_meta(root) == params:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root.parent / f".{root.name}.lock" if shared else None):
+    with _exclusive(root.parent / f".{root.name}.lock"):
         built = load_meta(root)
         if built == params:  # another process has just built it
             return root
         if built is None and root.exists() and any(root.iterdir()):
             raise ValueError(f"{root} is a non-empty folder without meta.json, not an {what}; "
                              "choose another folder (it is not touched)")
-        if built is not None and shared:
+        if built is not None:
             differ = sorted(k for k in params.keys() | built.keys() if params.get(k) != built.get(k))
             raise ValueError(f"{root} holds the {what} built with other parameters ({', '.join(differ)}: "
                              f"{[built.get(k) for k in differ]}, asked for {[params.get(k) for k in differ]}); it is "
@@ -74,7 +74,7 @@ def build_once(root: str | os.PathLike, params: dict[str, Any], write: Callable[
         try:
             write(tmp)
             (tmp / "meta.json").write_text(json.dumps(params, indent=2, sort_keys=True))
-            if root.exists():  # empty, or an outdated build
+            if root.exists():  # an empty folder
                 os.replace(root, old)
             os.replace(tmp, root)
         finally:
@@ -84,11 +84,8 @@ def build_once(root: str | os.PathLike, params: dict[str, Any], write: Callable[
 
 
 @contextlib.contextmanager
-def _exclusive(lock_file: Path | None) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``lock_file`` (POSIX ``flock``; none where it is missing, or for ``None``)."""
-    if lock_file is None:
-        yield
-        return
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``lock_file`` (POSIX ``flock``; none where it is missing)."""
     with open(lock_file, "a") as f:
         if fcntl is None:
             yield

@@ -316,8 +316,8 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
     ``object_size``, ``n_clutter`` and ``noise_std`` override the named difficulty's values; object
     sizes of a named difficulty scale with ``image_size`` / 64. ``meta.json`` records the difficulty's
     name (``"custom"`` when any value is given explicitly) and every value. If ``root/meta.json`` records the same
-    parameters, nothing is done; if it records others, the dataset is rebuilt (see
-    :func:`cbam.data._build.build_once`, the policy shared with the detection data).
+    parameters, nothing is done; if it records others, that is an error naming them, and the folder is
+    not touched (see :func:`cbam.data._build.build_once`, the policy shared with the detection data).
 
     Returns ``root`` as a Path. Raises ValueError if ``root`` is a non-empty folder that is not an
     embedded dataset (it is never deleted then) or a parameter is out of range.
@@ -348,7 +348,7 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
         (out / "boxes.json").write_text(json.dumps(boxes, indent=0, sort_keys=True))
         _sample_grid(out, boxes["val"]).quantize(256).save(out / "samples.png", optimize=True)  # ~190 KB
 
-    return build_once(root, params, write, what="embedded dataset", shared=False)
+    return build_once(root, params, write, what="embedded dataset")
 
 
 def load_boxes(root: str | os.PathLike, split: str) -> dict[str, tuple[int, int, int, int]]:

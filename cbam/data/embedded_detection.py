@@ -145,7 +145,7 @@ def build_embedded_detection(
         "images": counts, "objects": list(objects), "object_size": list(object_size), "n_clutter": n_clutter,
         "noise_std": noise_std, "seed": seed, "classes": list(CLASSES),
     }
-    return build_once(root, params, lambda out: _write(out, params), what="embedded detection dataset", shared=True)
+    return build_once(root, params, lambda out: _write(out, params), what="embedded detection dataset")
 
 
 def embedded_detection_dataset(root: str | os.PathLike, split: str, fmt: str = "coco", transforms: Transform | None = None,
