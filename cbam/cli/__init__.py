@@ -11,8 +11,10 @@ Flags mean the same everywhere: ``--model`` is a registry name (``cbam.list_mode
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
+import warnings
 
 __all__ = ["main", "build_parser"]
 
@@ -45,16 +47,36 @@ def example(text: str) -> dict[str, object]:
             "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
+def _os_error(err: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file (disk full, permission, ...)."""
+    what = err.strerror or str(err)
+    if err.errno == errno.ENOSPC and "disk full" not in what:
+        what = "disk full (no space left on device); files written before are intact"
+    return f"{what}: {err.filename}" if err.filename else what
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; bad input and stops end in one line on stderr, never a traceback.
+
+    Exit codes: 0 success, 2 bad input, 1 an operating-system error (disk full, permission), 130 Ctrl-C.
+    """
     args = build_parser().parse_args(argv)
     from .._optional import MissingExtraError
 
+    prefix = f"cbam {args.command}: "
+    warnings.formatwarning = lambda message, *_, **__: f"{prefix}warning: {message}\n"
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError, MissingExtraError) as err:  # user errors: one line, no traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"cbam {args.command}: error: {message}", file=sys.stderr)
+        print(f"{prefix}error: {message}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"{prefix}error: {_os_error(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        print(f"{prefix}{err or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

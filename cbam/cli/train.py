@@ -13,12 +13,15 @@ __all__ = ["add_parser", "add_config_arguments", "config_from_args", "run"]
 
 def key_value(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` of ``--set``: the key (``-`` -> ``_``) and the value read as YAML."""
-    import yaml
+    from ..experiments.config import parse_yaml
 
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
+    try:
+        return key.replace("-", "_"), parse_yaml(value, f"the value of {key}")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_config_arguments(p: argparse.ArgumentParser, *, model_flags: bool = True) -> None:

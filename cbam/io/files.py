@@ -1,21 +1,43 @@
-"""``atomic_write``: files that readers see either whole or not at all."""
+"""Files and folders a run writes: ``atomic_write``, the run-directory lock, output checks."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None
+
+__all__ = ["LOCK_NAME", "RunDirBusyError", "atomic_write", "check_output_dir", "check_output_file", "run_lock"]
+
+#: The lock file a run holds in its run directory.
+LOCK_NAME = ".lock"
+
+
+class RunDirBusyError(ValueError):
+    """Another process holds the run directory's lock."""
+
+
+def _umask_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Write ``path`` so that readers see either the old file or the complete new one.
 
     ``write(tmp)`` fills a temporary file beside ``path`` (it keeps ``path``'s suffix, since some
-    writers choose the format from it); the file is fsync'ed and renamed over ``path`` with
-    ``os.replace`` (atomic on POSIX and Windows), and the directory is fsync'ed so the rename
-    survives a power loss. If ``write`` fails the temporary file is removed and ``path`` is untouched.
+    writers choose the format from it); the file gets the mode the umask gives a new file (not
+    ``mkstemp``'s private 0600), is fsync'ed and renamed over ``path`` with ``os.replace`` (atomic on
+    POSIX and Windows), and the directory is fsync'ed so the rename survives a power loss. If
+    ``write`` fails the temporary file is removed and ``path`` is untouched.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -29,6 +51,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        tmp.chmod(_umask_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -39,3 +62,83 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         finally:
             os.close(dir_fd)
     return path
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Check that ``path`` can be (or is) a writable folder, before any work; returns it as a Path.
+
+    Raises:
+        ValueError: ``path`` is a file, lies under a file, or its nearest existing folder is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a file, not a folder")
+    base = _existing_ancestor(path.absolute())
+    if not base.is_dir():
+        raise ValueError(f"{what} {str(path)!r} cannot be created: {str(base)!r} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(path)!r}: {str(base)!r} is not writable")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out", *, force: bool = False) -> Path:
+    """Check that the file ``path`` can be written: not a folder, its folder writable; existing only with ``force``.
+
+    Raises:
+        ValueError: ``path`` is a folder, exists (without ``force``), or cannot be created.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a folder, expected a file path")
+    if path.exists() and not force:
+        raise ValueError(f"{what} {str(path)!r} already exists; pass --force to overwrite it")
+    check_output_dir(path.parent, what=f"{what} {str(path)!r}: folder")
+    return path
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        text = lock_file.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``run_dir/.lock`` (created with the folder) for the body; released on exit, crash or kill.
+
+    The lock is a POSIX ``flock``, which the kernel drops when the process ends, so a crashed run
+    never leaves a stale lock. The file records the holder (pid, host, start time) for the message.
+
+    Raises:
+        RunDirBusyError: another process holds it; the message names that process.
+    """
+    run_dir = check_output_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock_file = run_dir / LOCK_NAME
+    if fcntl is None:
+        yield run_dir
+        return
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, _umask_mode())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirBusyError(f"run directory {str(run_dir)!r} is in use by {_holder(lock_file)}; wait for it "
+                                  "to finish or choose another --out") from None
+        holder = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        try:
+            yield run_dir
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
