@@ -26,6 +26,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from ..io.files import existing_dir
 from .cifar import CIFARDataset
 from .detection import CocoDetectionDataset, DetectionDataset, VOCDetectionDataset
 from .detection_transforms import DetectionAugment
@@ -97,7 +98,7 @@ def prepare_embedded(root: str | os.PathLike) -> Path:
 
 
 def build_dataset(data: str, split: str, transform: Callable | None = None, *,
-                  image_size: int | None = None, skip_corrupt: bool = False) -> Dataset:
+                  image_size: int | None = None, skip_corrupt: bool = False, build: bool = True) -> Dataset:
     """The ``split`` (``"train"`` / ``"val"``) of the dataset named by ``data`` (a ``--data`` value).
 
     Args:
@@ -107,6 +108,8 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
         image_size: output side for the default transform (default: the kind's standard size).
         skip_corrupt: image folders only; decode every file once and skip undecodable ones with a
             warning (default: a corrupt file raises CorruptImageError naming it when loaded).
+        build: build missing embedded data (at the defaults); ``False`` (evaluation): a missing
+            folder is an error, since data built now may differ from the data a model was trained on.
 
     Returns a dataset of ``(tensor (3, H, W), label)`` with ``classes``, ``num_classes``, ``kind``;
     the embedded one also has ``boxes`` / ``sample_box(i)`` (object boxes) and ``image_size``.
@@ -116,7 +119,10 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
     spec = parse_data(data)
     stored = None
     if spec.kind == "embedded":
-        prepare_embedded(spec.root)
+        if build:
+            prepare_embedded(spec.root)
+        elif load_meta(existing_dir(spec.root, "embedded data folder")) is None:
+            raise FileNotFoundError(f"{spec.root} has no meta.json: not an embedded dataset")
         stored = load_meta(spec.root)["image_size"]
     if transform is None:
         transform = build_transforms(spec.kind, split == "train", image_size, stored_size=stored)
@@ -131,8 +137,7 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
 
 
 def _image_folder(root: Path, split: str, transform: Callable, skip_corrupt: bool) -> ImageFolderDataset:
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist")
+    existing_dir(root, "data folder")
     if not any(root.iterdir()):
         raise FileNotFoundError(f"data folder {root} is empty: expected {root}/train/<class>/<image> "
                                 f"and {root}/val/<class>/<image>")

@@ -255,14 +255,22 @@ def fit(
 
 
 def _resume_check(ckpt: Mapping[str, Any], config: Mapping[str, Any] | None, run_dir: Path) -> None:
-    """Refuse a resume whose config differs from the checkpoint's in a key that shapes the run."""
+    """Refuse a resume whose config differs from the checkpoint's in a key that shapes the run.
+
+    ``epochs`` may grow when the learning-rate schedule does not depend on the run's length (step
+    and multi-step schedules, no scheduler): the run then continues its schedule exactly as a longer
+    run would. A cosine schedule's length is fixed by the checkpoint.
+    """
     saved = ckpt.get("config") or {}
     new = dict(config or {})
-    differ = sorted(k for k in saved.keys() & new.keys() if k not in RUNTIME_KEYS and saved[k] != new[k])
+    scheduler = ckpt.get("scheduler") or {}
+    free = RUNTIME_KEYS + (() if "T_max" in scheduler else ("epochs",))
+    differ = sorted(k for k in saved.keys() & new.keys() if k not in free and saved[k] != new[k])
     if differ:
         pairs = ", ".join(f"{k}={saved[k]!r} (asked {new[k]!r})" for k in differ)
-        raise ValueError(f"--resume: the run in {str(run_dir)!r} was started with {pairs}; a resumed run keeps "
-                         "its checkpoint's values, so resume with the same values or start a new --out")
+        why = " (a cosine schedule's length is fixed when the run starts)" if "epochs" in differ else ""
+        raise ValueError(f"--resume: the run in {str(run_dir)!r} was started with {pairs}{why}; resume with "
+                         "the run's values or start a new --out")
 
 
 def _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, epochs, info, amp, channels_last,

@@ -171,7 +171,7 @@ def evaluate(
         raise ValueError(f"{str(weights)!r} does not record the data it was trained on; pass --data")
     prep = config.get("preprocessing")
     transform = eval_transform(prep) if prep and image_size is None else None  # as the model was trained
-    dataset = build_dataset(data, "val", transform, image_size=image_size)
+    dataset = build_dataset(data, "val", transform, image_size=image_size, build=False)  # never other data
     trained = config.get("num_classes")
     if trained != dataset.num_classes:
         raise ValueError(f"{str(weights)!r} was trained on {trained} classes but data {data!r} has "

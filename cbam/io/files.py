@@ -14,7 +14,8 @@ try:
 except ImportError:  # Windows: no advisory locks
     fcntl = None
 
-__all__ = ["LOCK_NAME", "RunDirBusyError", "atomic_write", "check_output_dir", "check_output_file", "run_lock"]
+__all__ = ["LOCK_NAME", "RunDirBusyError", "atomic_write", "check_output_dir", "check_output_file", "existing_dir",
+           "existing_file", "run_lock"]
 
 #: The lock file a run holds in its run directory.
 LOCK_NAME = ".lock"
@@ -99,6 +100,26 @@ def check_output_file(path: str | os.PathLike, what: str = "--out", *, force: bo
     if path.exists() and not force:
         raise ValueError(f"{what} {str(path)!r} already exists; pass --force to overwrite it")
     check_output_dir(path.parent, what=f"{what} {str(path)!r}: folder")
+    return path
+
+
+def existing_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path if it is a file; else ``FileNotFoundError`` / ``ValueError`` saying what it is instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a folder, expected a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    return path
+
+
+def existing_dir(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path if it is a folder; else ``FileNotFoundError`` / ``ValueError`` saying what it is instead."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a file, expected a folder")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     return path
 
 

@@ -175,7 +175,12 @@ def read_model_folder(path_or_repo_id: str | os.PathLike) -> ModelFolder:
         if legacy is None:
             raise FileNotFoundError(f"{folder} is not a model folder: it has no {CONFIG_NAME}")
         return ModelFolder(folder, legacy)
-    config = json.loads(config_path.read_text())
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config_path} is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
     task = config.get("task", "classification")
     if task == "classification" and "architecture" not in config:
         raise ValueError(f"{config_path} has no 'architecture' entry")
