@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from . import example
+from . import example, non_negative_int, positive_int
 from .train import key_value
 
 __all__ = ["add_parser", "run"]
@@ -55,8 +55,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="model folders written by cbam detect train (one row each)")
     p.add_argument("--data", help="default: the data each run was trained on")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--workers", type=non_negative_int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"))
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     p.set_defaults(detect_func=_run_eval)

@@ -35,7 +35,7 @@ from .embedded_detection import build_embedded_detection, embedded_detection_dat
 from .folder import EmbeddedDataset, ImageFolderDataset, find_classes
 from .transforms import build_transforms
 
-__all__ = ["DEFAULT_EMBEDDED_ROOT", "DEFAULT_EMBEDDED_DETECTION_ROOT", "TASKS", "DataSpec", "parse_data",
+__all__ = ["DEFAULT_EMBEDDED_ROOT", "DEFAULT_EMBEDDED_DETECTION_ROOT", "TASKS", "DataSpec", "check_data", "parse_data",
            "prepare_embedded", "build_dataset", "build_detection_dataset"]
 
 DEFAULT_EMBEDDED_ROOT = Path("data/embedded")
@@ -82,6 +82,25 @@ def parse_data(data: str | os.PathLike, task: str = "classification") -> DataSpe
         raise ValueError(f"--data {data!r}: unknown scheme {scheme!r}; expected one of "
                          f"{', '.join(f'{s}:<dir>' for s in schemes)}, 'embedded' or a folder path")
     return DataSpec("imagefolder", Path(data).expanduser())
+
+
+def check_data(data: str | os.PathLike, task: str = "classification") -> DataSpec:
+    """Parse ``data`` and check, without reading any image, that it is there; returns the spec.
+
+    Embedded data passes (it is built when missing); an image folder needs ``train/`` and ``val/``
+    with class folders, CIFAR and VOC / COCO their root folder.
+
+    Raises:
+        FileNotFoundError, ValueError: one line naming the missing or wrong path.
+    """
+    spec = parse_data(data, task)
+    if spec.kind == "embedded":
+        return spec
+    existing_dir(spec.root, "data folder")
+    if spec.kind == "imagefolder":
+        find_classes(spec.root / "train")
+        find_classes(spec.root / "val")
+    return spec
 
 
 def prepare_embedded(root: str | os.PathLike) -> Path:

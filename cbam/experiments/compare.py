@@ -22,15 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._optional import require
+from ..data import check_data
 from ..engine.checkpoint import find_last_checkpoint
 from ..engine.loop import read_metrics
-from ..io.files import atomic_write
+from ..io.files import atomic_write, check_output_dir
 from ..io.model_folder import WEIGHTS_NAME, read_model_folder
 from ..models.labels import row_label
 from ..models.profile import count_gmacs, count_params
 from ..nn.factory import attention_name
 from .classification import build_model, train
-from .config import TrainConfig, yaml
+from .config import TrainConfig, check_config, yaml
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_table", "plot_curves"]
 
@@ -116,7 +117,11 @@ def compare(
         title: first line of ``table.md``.
         extras: functions appending per-model Markdown tables (see the module docstring).
     """
-    out = Path(out)
+    out = check_output_dir(out)
+    for attention in attentions:  # every run's config, the data and the output, before the first step
+        for seed in seeds:
+            check_config(dataclasses.replace(cfg, attention=attention_name(attention), seed=seed))
+    check_data(cfg.data)
     results = []
     for attention in attentions:
         runs = [_run_one(dataclasses.replace(cfg, attention=attention_name(attention), seed=seed,

@@ -24,7 +24,7 @@ from ..nn.factory import attention_name
 
 yaml = require("yaml", "train", "training recipes")
 
-__all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "config_text", "list_configs", "list_detect_configs",
+__all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "check_config", "config_text", "list_configs", "list_detect_configs",
            "load_config", "load_detect_config", "parse_yaml", "read_yaml", "save_config", "save_detect_config"]
 
 
@@ -187,7 +187,18 @@ def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Tra
     if model is not None and model != values.get("model") and values.get("model_kwargs") and not any(
             k == "model_kwargs" or k.startswith("model_kwargs.") for k in overrides):
         values["model_kwargs"] = _options_of(model, values["model_kwargs"], name_or_path)
-    cfg = build_config(TrainConfig, values, overrides)
+    return check_config(build_config(TrainConfig, values, overrides))
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Check every value of ``cfg`` (and that its model builds) before any work; returns ``cfg``.
+
+    This is the one place a classification config is validated: :func:`load_config` calls it, and
+    ``compare`` / ``ablate`` call it for every run they will start, before the first.
+
+    Raises:
+        ValueError: the first bad value, named.
+    """
     for name in ("lr_per_256", "momentum", "weight_decay", "lr_gamma", "label_smoothing") + (
             ("lr",) if cfg.lr is not None else ()):
         value = getattr(cfg, name)
@@ -207,7 +218,24 @@ def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Tra
         raise ValueError(f"schedule must be 'step' or 'cosine', got {cfg.schedule!r}")
     if cfg.amp not in (None, "bf16", "fp16"):
         raise ValueError(f"amp must be null, 'bf16' or 'fp16', got {cfg.amp!r}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {cfg.seed!r}")
+    parse_data(cfg.data)
+    _check_model(cfg.model, cfg.attention, cfg.model_kwargs)
     return cfg
+
+
+def _check_model(model: str, attention: Any, kwargs: dict[str, Any]) -> None:
+    """Build the model on the meta device (no memory, no compute) so that a bad option fails here, named."""
+    import torch
+
+    from ..models import create_model
+
+    try:
+        with torch.device("meta"):
+            create_model(model, attention=attention, num_classes=2, **kwargs)
+    except (TypeError, AttributeError) as err:
+        raise ValueError(f"model {model!r} with model_kwargs {kwargs} does not build: {err}") from None
 
 
 def config_text(cfg: TrainConfig | DetectConfig) -> str:
