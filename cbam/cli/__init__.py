@@ -74,7 +74,7 @@ def _os_error(err: OSError) -> str:
     what = err.strerror or str(err)
     if err.errno == errno.ENOSPC and "disk full" not in what:
         what = "disk full (no space left on device); files written before are intact"
-    return f"{what}: {err.filename}" if err.filename else what
+    return f"{err.filename}: {what}" if err.filename else what
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError, MissingExtraError) as err:  # user errors: one line, no traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, OSError) and err.errno is not None:  # raised by the system, not by us
+            message = _os_error(err)
         print(f"{prefix}error: {message}", file=sys.stderr)
         return 2
     except OSError as err:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.figures import gradcam_comparison, save_figure
     from ..viz.images import image_files, load_image, sample_images
     from ..viz.loading import load_viz_model
-    from ..viz.localization import format_markdown, localization_table, write_table
+    from ..viz.localization import format_markdown, localization_table, require_boxes, write_table
 
     if not args.weights and not args.model:
         raise ValueError("give --weights DIR ... (model folders) and/or --model NAME ... (untrained)")
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     labels, class_names = None, None
     if args.data:
         dataset = build_dataset(args.data, args.split, transform=_identity)
+        if args.localization:
+            require_boxes(dataset, args.data)  # before the figure is rendered
         rng = np.random.default_rng(args.seed)
         picks = np.sort(rng.choice(len(dataset), size=min(args.num, len(dataset)), replace=False))
         images = [dataset[int(i)][0] for i in picks]

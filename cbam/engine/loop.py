@@ -353,8 +353,9 @@ def _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, e
                     "epoch": epoch + 1, "step": step, "best": best, "rng": rng_state(),
                     "config": dict(config or {}), "metrics": record,
                 })
-                _log_epoch(writer, record, epoch_bar, epochs)
             done = epoch + 1
+            if main:
+                _log_epoch(writer, record, epoch_bar, epochs)
             D.barrier()
         if main:
             write_model_folder(run_dir, unwrap_model(model).state_dict(),

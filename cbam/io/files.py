@@ -72,10 +72,10 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
-    """Check that ``path`` can be (or is) a writable folder, before any work; returns it as a Path.
+    """Make sure ``path`` is a writable folder (creating it), before any work; returns it as a Path.
 
     Raises:
-        ValueError: ``path`` is a file, lies under a file, or its nearest existing folder is not writable.
+        ValueError: ``path`` is a file, lies under a file, cannot be created, or is not writable.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -83,8 +83,12 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     base = _existing_ancestor(path.absolute())
     if not base.is_dir():
         raise ValueError(f"{what} {str(path)!r} cannot be created: {str(base)!r} is a file, not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(path)!r}: {str(base)!r} is not writable")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{what} {str(path)!r} cannot be created: {err.strerror or err}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(path)!r} is not writable")
     return path
 
 
@@ -99,7 +103,7 @@ def check_output_file(path: str | os.PathLike, what: str = "--out", *, force: bo
         raise ValueError(f"{what} {str(path)!r} is a folder, expected a file path")
     if path.exists() and not force:
         raise ValueError(f"{what} {str(path)!r} already exists; pass --force to overwrite it")
-    check_output_dir(path.parent, what=f"{what} {str(path)!r}: folder")
+    check_output_dir(path.absolute().parent, what=f"{what} {str(path)!r}: folder")
     return path
 
 
@@ -142,7 +146,6 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
         RunDirBusyError: another process holds it; the message names that process.
     """
     run_dir = check_output_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     lock_file = run_dir / LOCK_NAME
     if fcntl is None:
         yield run_dir
