@@ -397,3 +397,59 @@ def test_13_no_progress_bars_when_stderr_is_not_a_terminal(data, tmp_path, capfd
     assert main(args) == 0
     err = capfd.readouterr().err
     assert "it/s" not in err and "\r" not in err
+
+
+# Beyond the list: the same families with other inputs --------------------------------------
+
+def test_extra_sigterm_stops_a_run_like_ctrl_c(data, tmp_path):
+    args = [sys.executable, "-m", "cbam", *_train(data, tmp_path / "run", "--epochs", "50")]
+    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not (tmp_path / "run" / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + signal.SIGTERM
+    line = _one_line(err)
+    assert line.startswith("cbam train: SIGTERM: interrupted in epoch") and "--resume" in line
+    with run_lock(tmp_path / "run"):  # released
+        pass
+
+
+def test_extra_figure_out_a_folder_is_refused_before_rendering(tmp_path, capsys):
+    assert main(["gradcam", "--model", "resnet18", "--out", str(tmp_path)]) == 2
+    assert f"--out '{tmp_path}' is a folder, expected a file path" in _one_line(capsys.readouterr().err)
+    assert not tmp_path.with_suffix(".png").exists()  # matplotlib would have written <out>.png beside it
+
+
+def test_extra_config_json_with_wrong_types_and_a_damaged_metrics_file(tmp_path, capsys):
+    folder = cbam.save_pretrained(cbam.create_model("resnet18", num_classes=3), tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_args": 5}))
+    assert main(["eval", "--weights", str(folder), "--data", "embedded"]) == 2
+    assert "'model_args' must be a JSON object, got 5" in _one_line(capsys.readouterr().err)
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2,\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl, line 2: not a JSON record"):
+        read_metrics(tmp_path)
+
+
+def test_extra_export_out_exists_without_force(tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    out.write_text("old")
+    assert main(["export", "--model", "resnet18", "--format", "onnx", "--out", str(out)]) == 2
+    assert f"--out '{out}' already exists; pass --force to overwrite it" in _one_line(capsys.readouterr().err)
+    assert out.read_text() == "old"
+
+
+def test_extra_detection_images_use_the_one_decoder(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from cbam.data.detection import DetectionDataset, ImageRecord
+
+    path = tmp_path / "grey16.png"
+    Image.fromarray(np.full((4, 4), 20000, dtype=np.uint16)).save(path)
+    record = ImageRecord(path, 4, 4, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
+    image = DetectionDataset([record], ["a"]).load_image(0)
+    assert image.max().item() == pytest.approx(round(20000 * 255 / 65535) / 255)  # scaled, not saturated to 1

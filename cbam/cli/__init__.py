@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import signal
 import sys
+import threading
 import warnings
 
 __all__ = ["main", "build_parser"]
@@ -80,13 +82,22 @@ def _os_error(err: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input and stops end in one line on stderr, never a traceback.
 
-    Exit codes: 0 success, 2 bad input, 1 an operating-system error (disk full, permission), 130 Ctrl-C.
+    Exit codes: 0 success, 2 bad input, 1 an operating-system error (disk full, permission), 130 Ctrl-C,
+    143 SIGTERM (both leave the last checkpoint intact and say how to resume).
     """
     args = build_parser().parse_args(argv)
     from .._optional import MissingExtraError
 
     prefix = f"cbam {args.command}: "
     warnings.formatwarning = lambda message, *_, **__: f"{prefix}warning: {message}\n"
+    terminated: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:  # SIGTERM stops a run as Ctrl-C does: one line, resumable
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError, MissingExtraError) as err:  # user errors: one line, no traceback
@@ -99,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prefix}error: {_os_error(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as err:
-        print(f"{prefix}{err or 'interrupted'}", file=sys.stderr)
-        return 130
+        print(f"{prefix}{'SIGTERM: ' if terminated else ''}{err or 'interrupted'}", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

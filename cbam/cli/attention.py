@@ -32,11 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import build_dataset
+    from ..io.files import check_output_file
     from ..viz.attention_maps import attention_maps
     from ..viz.figures import UNTRAINED_TITLE, attention_figure, save_figure
     from ..viz.images import load_image, sample_images, to_display
     from ..viz.loading import load_viz_model
 
+    check_output_file(args.out, force=True)  # before the work
     vm = load_viz_model(args.weights) if args.weights else load_viz_model(args.model, args.attention)
     what = ""
     if args.data:

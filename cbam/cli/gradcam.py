@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..data import build_dataset
+    from ..io.files import check_output_file
     from ..viz.figures import gradcam_comparison, save_figure
     from ..viz.images import image_files, load_image, sample_images
     from ..viz.loading import load_viz_model
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num must be >= 1, got {args.num}")
     if args.localization and not args.data:
         raise ValueError("--localization needs --data (a dataset with object boxes, e.g. embedded)")
+    check_output_file(args.out, force=True)  # before the work
     models = [load_viz_model(w) for w in args.weights] + [load_viz_model(m, args.attention) for m in args.model]
     titles = args.titles.split(",") if args.titles else None
     labels, class_names = None, None

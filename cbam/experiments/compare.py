@@ -31,7 +31,7 @@ from ..models.labels import row_label
 from ..models.profile import count_gmacs, count_params
 from ..nn.factory import attention_name
 from .classification import build_model, train
-from .config import TrainConfig, check_config, yaml
+from .config import TrainConfig, check_config, parse_yaml
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_table", "plot_curves"]
 
@@ -85,7 +85,7 @@ def _run_one(cfg: TrainConfig, progress: bool) -> Path:
     out = Path(cfg.out)
     saved = out / "config.yaml"
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text())
+        old = parse_yaml(saved.read_text(), str(saved)) or {}
         new = dataclasses.replace(cfg, lr=cfg.resolved_lr).to_dict()
         differ = sorted(k for k in set(old) | set(new) if k not in _RUNTIME_KEYS and old.get(k) != new.get(k))
         if differ:

@@ -184,6 +184,10 @@ def read_model_folder(path_or_repo_id: str | os.PathLike) -> ModelFolder:
     task = config.get("task", "classification")
     if task == "classification" and "architecture" not in config:
         raise ValueError(f"{config_path} has no 'architecture' entry")
+    for key, kind in (("model_args", dict), ("model_kwargs", dict), ("classes", list), ("preprocessing", dict)):
+        if config.get(key) is not None and not isinstance(config[key], kind):
+            raise ValueError(f"{config_path}: {key!r} must be a JSON {'object' if kind is dict else 'array'}, "
+                             f"got {config[key]!r}")
     if not (folder / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{folder} has no {WEIGHTS_NAME}")
     return ModelFolder(folder, config)
