@@ -50,6 +50,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate detection model folders (COCO mAP and VOC07 mAP@.5)",
+                       description="Evaluate detection model folders on a split of the data each was trained "
+                                   "on (or --data), with the preprocessing stored in its config.json: one "
+                                   "table row per folder.",
                        **example("cbam detect eval --weights runs/det"))
     p.add_argument("--weights", nargs="+", required=True, metavar="DIR",
                    help="model folders written by cbam detect train (one row each)")

@@ -109,7 +109,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         ValueError: bad config or data; the global batch not divisible by the number of processes.
         cbam.engine.NonFiniteLossError: the loss became NaN/inf (the last checkpoint is kept).
     """
-    check_output_dir(cfg.out)  # before the data is built
+    check_output_dir(cfg.out, create=False)  # before the data is built
     info = D.init_distributed(cfg.device)
     try:
         if cfg.batch_size % info.world_size:

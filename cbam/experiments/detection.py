@@ -110,7 +110,7 @@ def train(cfg: DetectConfig, *, resume: bool = False, progress: bool = True, eva
     Returns:
         the result row of :func:`evaluate` (metrics, parameters, backbone report).
     """
-    check_output_dir(cfg.out)  # before the data is built
+    check_output_dir(cfg.out, create=False)  # before the data is built
     info = D.init_distributed(cfg.device)
     try:
         if cfg.batch_size % info.world_size:

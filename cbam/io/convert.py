@@ -74,7 +74,7 @@ def convert_checkpoint(path: str | os.PathLike, source: str, out_dir: str | os.P
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source layout {source!r}; valid names are {sorted(SOURCES)}")
-    out_dir = check_output_dir(out_dir)
+    out_dir = check_output_dir(out_dir, create=False)  # nothing is written before the input is read
     if not force and out_dir.is_dir() and any(out_dir.iterdir()):
         raise ValueError(f"--out {str(out_dir)!r} is not empty (it may hold a model folder); pass --force to "
                          "overwrite it or choose another folder")

@@ -71,8 +71,11 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
-    """Make sure ``path`` is a writable folder (creating it), before any work; returns it as a Path.
+def check_output_dir(path: str | os.PathLike, what: str = "--out", *, create: bool = True) -> Path:
+    """Make sure ``path`` is a writable folder, before any work; returns it as a Path.
+
+    With ``create`` the folder is made (so that any reason it cannot be is reported now); without,
+    only its nearest existing folder is checked (a failed command then leaves nothing behind).
 
     Raises:
         ValueError: ``path`` is a file, lies under a file, cannot be created, or is not writable.
@@ -83,11 +86,12 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     base = _existing_ancestor(path.absolute())
     if not base.is_dir():
         raise ValueError(f"{what} {str(path)!r} cannot be created: {str(base)!r} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"{what} {str(path)!r} cannot be created: {err.strerror or err}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"{what} {str(path)!r} cannot be created: {err.strerror or err}") from None
+    if not os.access(path if create else base, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {str(path)!r} is not writable")
     return path
 
@@ -103,7 +107,7 @@ def check_output_file(path: str | os.PathLike, what: str = "--out", *, force: bo
         raise ValueError(f"{what} {str(path)!r} is a folder, expected a file path")
     if path.exists() and not force:
         raise ValueError(f"{what} {str(path)!r} already exists; pass --force to overwrite it")
-    check_output_dir(path.absolute().parent, what=f"{what} {str(path)!r}: folder")
+    check_output_dir(path.absolute().parent, what=f"{what} {str(path)!r}: folder", create=False)
     return path
 
 

@@ -76,14 +76,13 @@ def _torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [ln.strip() for ln in _ESCAPES.sub("", str(err)).splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if "Unsupported global" in ln), None)
-        if reason is None:  # not a refusal of a global: a damaged pickle
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", _ESCAPES.sub("", str(err)))
+        if found is None:  # not a refusal of a global: a damaged pickle
             raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: "
                              f"{_first_line(err)})") from None
         raise UnsafeCheckpointError(
-            f"refusing to load {path}: it needs arbitrary unpickling, which can run code from the file "
-            f"(torch.load(weights_only=True) said: {reason}).\n" + _HOW_TO_CONVERT.format(path=path)
+            f"refusing to load {path}: it needs arbitrary unpickling (of {found.group(1)}), which can run code "
+            "from the file.\n" + _HOW_TO_CONVERT.format(path=path)
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:  # a truncated zip archive, a cut pickle
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: "
