@@ -453,3 +453,18 @@ def test_extra_detection_images_use_the_one_decoder(tmp_path):
     record = ImageRecord(path, 4, 4, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
     image = DetectionDataset([record], ["a"]).load_image(0)
     assert image.max().item() == pytest.approx(round(20000 * 255 / 65535) / 255)  # scaled, not saturated to 1
+
+
+def test_extra_detect_set_is_not_overridden_by_unset_flags(capsys):
+    assert main(["detect", "train", "--set", "detector=bogus"]) == 2  # was silently replaced by the recipe's
+    assert "detector must be one of" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("out=5", "out must be text, got 5"),
+    ("skip_corrupt=maybe", "skip_corrupt must be true or false, got 'maybe'"),
+    ("device=tpu", "device must be 'cpu' or 'cuda', got 'tpu'"),
+])
+def test_extra_config_values_of_the_wrong_type(override, message, capsys):
+    assert main(["train", "--set", override]) == 2
+    assert message in _one_line(capsys.readouterr().err)

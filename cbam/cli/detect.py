@@ -90,6 +90,7 @@ def _run_train(args: argparse.Namespace) -> int:
     flags: dict[str, Any] = {k: getattr(args, k) for k in (
         "detector", "backbone", "attention", "backbone_weights", "data", "image_size", "augment", "epochs",
         "batch_size", "lr", "weight_decay", "momentum", "seed", "workers", "amp", "device", "out")}
+    flags = {k: v for k, v in flags.items() if v is not None}  # unset flags keep --set values and the recipe's
     cfg = load_detect_config(args.config, **(dict(args.overrides) | flags))
     try:
         row = train(cfg, resume=args.resume, progress=not args.no_progress, eval_split=args.split)

@@ -127,6 +127,9 @@ def read_yaml(name_or_path: str | Path) -> dict[str, Any]:
     return data
 
 
+_PLAIN_TYPES = {"str": str, "bool": bool}  # annotation (a string, see the __future__ import) -> type
+
+
 def build_config(cls: type, values: dict[str, Any], overrides: dict[str, Any], what: str = "config") -> Any:
     """``cls(**values)`` with the non-``None`` ``overrides`` applied; unknown keys raise ``ValueError``.
 
@@ -149,6 +152,12 @@ def build_config(cls: type, values: dict[str, Any], overrides: dict[str, Any], w
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown {what} key(s) {unknown}; valid keys are {sorted(known)}")
+    for f in dataclasses.fields(cls):  # text and switches: of their type (numbers are checked with their ranges)
+        value = values.get(f.name)
+        if f.name in values and f.type in _PLAIN_TYPES and not isinstance(value, _PLAIN_TYPES[f.type]):
+            raise ValueError(f"{f.name} must be {'text' if f.type == 'str' else 'true or false'}, got {value!r}")
+        if f.type == "str | None" and value is not None and not isinstance(value, str):
+            raise ValueError(f"{f.name} must be text or null, got {value!r}")
     for f in dataclasses.fields(cls):  # mapping-valued keys (model_kwargs, ...): a mapping or null
         if str(f.type).startswith("dict[") and values.get(f.name) is not None:
             if not isinstance(values[f.name], dict) or not all(isinstance(k, str) for k in values[f.name]):
