@@ -468,3 +468,21 @@ def test_extra_detect_set_is_not_overridden_by_unset_flags(capsys):
 def test_extra_config_values_of_the_wrong_type(override, message, capsys):
     assert main(["train", "--set", override]) == 2
     assert message in _one_line(capsys.readouterr().err)
+
+
+def test_extra_set_null_is_refused_not_ignored(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--set", "lr=null"])
+    assert "lr=null: a null value would keep the recipe's lr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["export", "--model", "resnet18", "--format", "onnx", "--out", "x.onnx", "--atol", "-1"],
+     "argument --atol: expected a non-negative number, got '-1'"),
+    (["gradcam", "--model", "resnet18", "--tolerance", "nan"], "argument --tolerance: expected a non-negative number"),
+    (["eval", "--weights", "w", "--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+])
+def test_extra_flag_ranges(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err

@@ -65,6 +65,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
 def example(text: str) -> dict[str, object]:
     """``add_parser`` keywords that print ``text`` (one command per line) under "example" in ``--help``."""
     return {"epilog": "example:\n  " + "\n  ".join(text.strip().splitlines()),

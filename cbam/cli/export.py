@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import example, positive_int
+from . import example, non_negative_float, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file (.onnx or .pt2)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     p.add_argument("--example-size", type=positive_int, default=None, help="square size traced with (default: 2*min - 2)")
-    p.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
+    p.add_argument("--atol", type=non_negative_float, default=1e-4, help="tolerance of the check against PyTorch")
     p.set_defaults(func=run)
 
 

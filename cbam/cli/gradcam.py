@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import example, positive_int
+from . import example, non_negative_float, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--localization", metavar="PREFIX",
                    help="also score every image of --data --split (energy in box, pointing game) for each "
                         "--weights folder into PREFIX.md and PREFIX.csv; needs data with object boxes (embedded)")
-    p.add_argument("--tolerance", type=float, default=0, help="pointing-game tolerance in pixels (default: 0)")
+    p.add_argument("--tolerance", type=non_negative_float, default=0, help="pointing-game tolerance in pixels (default: 0)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per Grad-CAM pass (default: 64)")
     p.set_defaults(func=run)
 
