@@ -463,7 +463,6 @@ def test_extra_detect_set_is_not_overridden_by_unset_flags(capsys):
 @pytest.mark.parametrize("override, message", [
     ("out=5", "out must be text, got 5"),
     ("skip_corrupt=maybe", "skip_corrupt must be true or false, got 'maybe'"),
-    ("device=tpu", "device must be 'cpu' or 'cuda', got 'tpu'"),
 ])
 def test_extra_config_values_of_the_wrong_type(override, message, capsys):
     assert main(["train", "--set", override]) == 2
