@@ -180,8 +180,8 @@ def _options_of(model: str, kwargs: Any, recipe: str | Path | None) -> Any:
         return kwargs
     dropped = sorted(k for k in kwargs if k not in options)
     if dropped:
-        warnings.warn(f"model {model!r} has no option(s) {dropped} of recipe {str(recipe)!r}'s model_kwargs; "
-                      "they are dropped (set options with --set model_kwargs.NAME=VALUE)", stacklevel=3)
+        warnings.warn(f"recipe {str(recipe)!r} sets model_kwargs {dropped}, which model {model!r} does not take; "
+                      "they are dropped (set its options with --set model_kwargs.NAME=VALUE)", stacklevel=3)
     return {k: v for k, v in kwargs.items() if k in options}
 
 

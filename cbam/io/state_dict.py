@@ -85,8 +85,8 @@ def _torch_load(path: Path) -> object:
             "from the file.\n" + _HOW_TO_CONVERT.format(path=path)
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:  # a truncated zip archive, a cut pickle
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: "
-                         f"{_first_line(err)})") from None
+        detail = "" if isinstance(err, (OSError, EOFError)) else f": {_first_line(err)}"  # errno text says nothing
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged{detail})") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
