@@ -351,7 +351,7 @@ def test_11_coco_annotations_are_named(annotations, message, tmp_path):
         CocoDetectionDataset(tmp_path / "images", path)
     assert message in str(info.value)
     path.write_text("{not json")
-    with pytest.raises(ValueError, match=f"^{path}: not valid JSON"):
+    with pytest.raises(ValueError, match=f"^{path} is not valid JSON"):
         CocoDetectionDataset(tmp_path / "images", path)
 
 

@@ -17,7 +17,6 @@ category id raises a ``ValueError`` naming the file and the valid names.
 """
 from __future__ import annotations
 
-import json
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
+from ..io.files import read_json
 from .folder import load_rgb
 
 __all__ = [
@@ -163,10 +163,7 @@ class CocoDetectionDataset(DetectionDataset):
             raise FileNotFoundError(f"COCO annotation file {annotation_file} does not exist")
         if not images_dir.is_dir():
             raise FileNotFoundError(f"COCO image folder {images_dir} does not exist")
-        try:
-            data = json.loads(annotation_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{annotation_file}: not valid JSON ({err})") from None
+        data = read_json(annotation_file)
         missing = [k for k in ("images", "annotations", "categories") if not isinstance(data, dict) or k not in data]
         if missing:
             raise ValueError(f"{annotation_file}: not a COCO instances file, missing key(s) {missing}")

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -15,7 +17,7 @@ except ImportError:  # Windows: no advisory locks
     fcntl = None
 
 __all__ = ["LOCK_NAME", "RunDirBusyError", "atomic_write", "check_output_dir", "check_output_file", "existing_dir",
-           "existing_file", "run_lock"]
+           "existing_file", "read_json", "run_lock"]
 
 #: The lock file a run holds in its run directory.
 LOCK_NAME = ".lock"
@@ -129,6 +131,18 @@ def existing_dir(path: str | os.PathLike, what: str) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value in the file ``path``; malformed JSON (or text that is not UTF-8) raises one
+    ``ValueError`` naming the file and the position."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not valid JSON (not UTF-8 text)") from None
 
 
 def _holder(lock_file: Path) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..models import create_model
-from .files import atomic_write
+from .files import atomic_write, read_json
 from .state_dict import TORCH_SUFFIXES, load_state_dict_strict, read_checkpoint, save_safetensors
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "ModelFolder", "build_model", "from_pretrained", "model_config",
@@ -175,10 +175,7 @@ def read_model_folder(path_or_repo_id: str | os.PathLike) -> ModelFolder:
         if legacy is None:
             raise FileNotFoundError(f"{folder} is not a model folder: it has no {CONFIG_NAME}")
         return ModelFolder(folder, legacy)
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path} is not valid JSON ({err})") from None
+    config = read_json(config_path)
     if not isinstance(config, dict):
         raise ValueError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
     task = config.get("task", "classification")
