@@ -243,16 +243,22 @@ def test_5_ctrl_c_says_where_it_stopped_and_exits_130(data, tmp_path, monkeypatc
                     "run the same command with --resume to continue from it")
 
 
-def test_5_sigint_of_a_real_process_exits_130(data, tmp_path):
-    args = [sys.executable, "-m", "cbam", *_train(data, tmp_path / "run", "--epochs", "50")]
+def _signal_a_run(data: Path, run: Path, signum: int) -> tuple[int, str]:
+    """Start a long ``cbam train`` process, send it ``signum`` after its first checkpoint: (exit code, stderr)."""
+    args = [sys.executable, "-m", "cbam", *_train(data, run, "--epochs", "50")]
     proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
-    while not (tmp_path / "run" / "checkpoint.pt").exists():
+    while not (run / "checkpoint.pt").exists():
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 130
+    return proc.returncode, err
+
+
+def test_5_sigint_of_a_real_process_exits_130(data, tmp_path):
+    code, err = _signal_a_run(data, tmp_path / "run", signal.SIGINT)
+    assert code == 130
     assert "cbam train: interrupted in epoch" in _one_line(err) and "--resume" in err
 
 
@@ -402,15 +408,8 @@ def test_13_no_progress_bars_when_stderr_is_not_a_terminal(data, tmp_path, capfd
 # Beyond the issue's list: the same families with other inputs --------------------------------------
 
 def test_extra_sigterm_stops_a_run_like_ctrl_c(data, tmp_path):
-    args = [sys.executable, "-m", "cbam", *_train(data, tmp_path / "run", "--epochs", "50")]
-    proc = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600
-    while not (tmp_path / "run" / "checkpoint.pt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 128 + signal.SIGTERM
+    code, err = _signal_a_run(data, tmp_path / "run", signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
     line = _one_line(err)
     assert line.startswith("cbam train: SIGTERM: interrupted in epoch") and "--resume" in line
     with run_lock(tmp_path / "run"):  # released

@@ -327,9 +327,10 @@ def _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, e
     tqdm = require("tqdm.auto", "train", "training").tqdm
     epoch_bar = tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs,
                      disable=not show, dynamic_ncols=True)
-    done = start_epoch  # epochs whose checkpoint is written
+    stopped_in = start_epoch + 1
     try:
         for epoch in epoch_bar:
+            stopped_in = epoch + 1
             for loader in (train_loader, val_loader):
                 if hasattr(loader, "set_epoch"):
                     loader.set_epoch(epoch)
@@ -360,7 +361,6 @@ def _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, e
                     "epoch": epoch + 1, "step": step, "best": best, "rng": rng_state(),
                     "config": dict(config or {}), "metrics": record,
                 })
-            done = epoch + 1
             if main:
                 _log_epoch(writer, record, epoch_bar, epochs)
             D.barrier()
@@ -368,12 +368,12 @@ def _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, e
             write_model_folder(run_dir, unwrap_model(model).state_dict(),
                                dict(model_config if model_config is not None else config or {}))
     except KeyboardInterrupt:
-        raise RunInterrupted(f"interrupted in epoch {done + 1} of {epochs}; {_kept(run_dir, done)}") from None
+        raise RunInterrupted(f"interrupted in epoch {stopped_in} of {epochs}; {_kept(run_dir)}") from None
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
         raise OSError(errno.ENOSPC, f"disk full while writing {err.filename or run_dir}; "
-                                    f"{_kept(run_dir, done)} once space is free") from None
+                                    f"{_kept(run_dir)} once space is free") from None
     finally:
         epoch_bar.close()
         if writer is not None:
@@ -381,12 +381,13 @@ def _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, e
     return records
 
 
-def _kept(run_dir: Path, done: int) -> str:
-    """Where a stopped run stands: its intact checkpoint and how to resume it."""
-    if not done:
+def _kept(run_dir: Path) -> str:
+    """Where a stopped run stands: its intact checkpoint (as on disk, whenever the stop came) and how to resume."""
+    path = find_last_checkpoint(run_dir)
+    if path is None:
         return "no epoch finished, so there is no checkpoint: run the same command again"
-    return (f"{run_dir / CHECKPOINT_NAME} (epoch {done}) is intact: run the same command with --resume "
-            "to continue from it")
+    done = load_checkpoint(path)["epoch"]
+    return f"{path} (epoch {done}) is intact: run the same command with --resume to continue from it"
 
 
 def _train_epoch(model, task, loader, optimizer, scaler, rt, epoch, step, show, writer):
