@@ -284,7 +284,7 @@ def test_transforms():
 
 # ---- bad input ------------------------------------------------------------------------------------
 def test_bad_image_folders(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nope'} does not exist"):
+    with pytest.raises(FileNotFoundError, match=f"data folder '{tmp_path / 'nope'}' does not exist"):
         build_dataset(str(tmp_path / "nope"), "train")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'empty'} is empty"):

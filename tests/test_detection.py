@@ -296,6 +296,7 @@ def test_training_steps_and_evaluation(name, embedded_root):
 def test_engine_train_resume_and_eval(embedded_root, tmp_path, capsys):
     cfg = load_detect_config("detect_embedded", data=f"embedded:{embedded_root}", detector="ssd",
                              image_size=64, epochs=1, batch_size=4, workers=0, out=str(tmp_path / "run"),
+                             schedule="multistep",  # its length does not depend on epochs: a resume may extend it
                              data_kwargs={"format": "coco", "image_size": 64, "train_images": 8, "val_images": 4,
                                           "test_images": 4, "object_size": [12, 24], "n_clutter": 3})
     row = train(cfg, progress=False)

@@ -297,7 +297,7 @@ def test_bad_input_gives_clear_errors(embedded, tmp_path, capsys):
     (other / "config.json").write_text(json.dumps({**config, "architecture": "mobilenet_v1", "model_args": {}}))
     (other / "model.safetensors").write_bytes(files["cbam"].read_bytes())
     cases = [
-        (["gradcam", "--model", "resnet18", "--images", str(bad)], "cannot read image .*broken.png"),
+        (["gradcam", "--model", "resnet18", "--images", str(bad)], "corrupt image file .*broken.png"),
         (["gradcam", "--model", "resnet18", "--images", str(tmp_path / "missing.jpg")], "missing.jpg' does not exist"),
         (["gradcam", "--weights", str(files["cbam"]), "--stage", "4", "--data", f"embedded:{root}"],
          "stage=4 is out of range"),

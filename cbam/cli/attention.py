@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import example
+from . import example, non_negative_int, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -23,20 +23,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--image", help="image file")
     src.add_argument("--data", help="dataset (a --data value, e.g. embedded); shows image --index of --split")
     p.add_argument("--split", default="val", help="split of --data (default: val)")
-    p.add_argument("--index", type=int, default=0, help="image index in --data (default: 0)")
+    p.add_argument("--index", type=non_negative_int, default=0, help="image index in --data (default: 0)")
     p.add_argument("--last-per-stage", action="store_true", help="only the last CBAM block of each stage")
     p.add_argument("--out", default="attention.png", help="figure file (default: attention.png)")
-    p.add_argument("--dpi", type=int, default=120, help="figure resolution (default: 120)")
+    p.add_argument("--dpi", type=positive_int, default=120, help="figure resolution (default: 120)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data import build_dataset
+    from ..io.files import check_output_file
     from ..viz.attention_maps import attention_maps
     from ..viz.figures import UNTRAINED_TITLE, attention_figure, save_figure
     from ..viz.images import load_image, sample_images, to_display
     from ..viz.loading import load_viz_model
 
+    check_output_file(args.out, force=True)  # before the work
     vm = load_viz_model(args.weights) if args.weights else load_viz_model(args.model, args.attention)
     what = ""
     if args.data:

@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            help="INPUT is a model folder; writes its weights in timm's layout to a .safetensors file")
     p.add_argument("input", metavar="INPUT")
     p.add_argument("--out", required=True, help="output folder (--from) or .safetensors file (--to)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     p.set_defaults(func=run)
 
 
@@ -33,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from ..io.convert import convert_checkpoint, export_timm_weights
 
     if args.source:
-        report = convert_checkpoint(args.input, args.source, args.out)
+        report = convert_checkpoint(args.input, args.source, args.out, force=args.force)
         print("\n".join(report.lines()))
         return 0
-    arch, path = export_timm_weights(args.input, args.out)
+    arch, path = export_timm_weights(args.input, args.out, force=args.force)
     print(f"wrote {path} for timm.create_model({arch!r}, block_args=dict(attn_layer='cbam'))")
     return 0

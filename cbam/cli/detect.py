@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from . import example
+from . import example, non_negative_int, positive_int
 from .train import key_value
 
 __all__ = ["add_parser", "run"]
@@ -50,13 +50,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate detection model folders (COCO mAP and VOC07 mAP@.5)",
+                       description="Evaluate detection model folders on a split of the data each was trained "
+                                   "on (or --data), with the preprocessing stored in its config.json: one "
+                                   "table row per folder.",
                        **example("cbam detect eval --weights runs/det"))
     p.add_argument("--weights", nargs="+", required=True, metavar="DIR",
                    help="model folders written by cbam detect train (one row each)")
     p.add_argument("--data", help="default: the data each run was trained on")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--workers", type=non_negative_int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"))
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     p.set_defaults(detect_func=_run_eval)
@@ -87,6 +90,7 @@ def _run_train(args: argparse.Namespace) -> int:
     flags: dict[str, Any] = {k: getattr(args, k) for k in (
         "detector", "backbone", "attention", "backbone_weights", "data", "image_size", "augment", "epochs",
         "batch_size", "lr", "weight_decay", "momentum", "seed", "workers", "amp", "device", "out")}
+    flags = {k: v for k, v in flags.items() if v is not None}  # unset flags keep --set values and the recipe's
     cfg = load_detect_config(args.config, **(dict(args.overrides) | flags))
     try:
         row = train(cfg, resume=args.resume, progress=not args.no_progress, eval_split=args.split)

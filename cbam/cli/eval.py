@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import example
+from . import example, non_negative_int, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -15,10 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        **example("cbam eval --weights runs/embedded"))
     p.add_argument("--weights", required=True, metavar="DIR", help="model folder (config.json + model.safetensors)")
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--device", choices=("cpu", "cuda"))
-    p.add_argument("--image-size", type=int, help="input side instead of the stored preprocessing's")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="images per batch (default: 100)")
+    p.add_argument("--workers", type=non_negative_int, default=0,
+                   help="DataLoader worker processes (default: 0, load in the main process)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
+    p.add_argument("--image-size", type=positive_int, help="input side instead of the stored preprocessing's")
     p.set_defaults(func=run)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import example
+from . import example, non_negative_float, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -16,12 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--model", help="registry model name (untrained weights), e.g. resnet50 or cbam_resnet50")
     src.add_argument("--weights", metavar="DIR", help="model folder (config.json + model.safetensors)")
     p.add_argument("--attention", default=None, help="with --model: none, se, cbam, cbam_official or an ablation name")
-    p.add_argument("--num-classes", type=int, default=None, help="with --model (default: 1000)")
+    p.add_argument("--num-classes", type=positive_int, default=None, help="with --model (default: 1000)")
     p.add_argument("--small-input", action="store_true", default=None, help="with --model: 3x3 stride-1 stem (32-64 px)")
     p.add_argument("--format", choices=("onnx", "pt2"), required=True)
     p.add_argument("--out", required=True, help="output file (.onnx or .pt2)")
-    p.add_argument("--example-size", type=int, default=None, help="square size traced with (default: 2*min - 2)")
-    p.add_argument("--atol", type=float, default=1e-4, help="tolerance of the check against PyTorch")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--example-size", type=positive_int, default=None, help="square size traced with (default: 2*min - 2)")
+    p.add_argument("--atol", type=non_negative_float, default=1e-4, help="tolerance of the check against PyTorch")
     p.set_defaults(func=run)
 
 
@@ -29,9 +30,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..io.export import check_onnx, check_pt2, export_model, min_input_size
+    from ..io.files import check_output_file
     from ..io.model_folder import from_pretrained
     from ..models import create_model
 
+    check_output_file(args.out, force=args.force)
     if args.weights:
         if args.attention or args.num_classes or args.small_input:
             raise ValueError("--weights takes the architecture from the folder's config.json; "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import example
+from . import example, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention", default=None, help="none, se, cbam or any ablation name (default: none)")
     p.add_argument("--stride-in-1x1", action="store_true", default=None,
                    help="ResNet v1 bottlenecks (stride on the first 1x1 conv), as the paper counts GFLOPs")
-    p.add_argument("--image-size", type=int, default=None, help="side of the square input (default: the model's, 224)")
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--image-size", type=positive_int, default=None, help="side of the square input (default: the model's, 224)")
+    p.add_argument("--num-classes", type=positive_int, default=1000)
     p.add_argument("--paper-tables", action="store_true",
                    help="print every row of Tables 4 and 5 beside the paper's values; exit 1 on a mismatch")
     p.set_defaults(func=run)

@@ -13,12 +13,19 @@ __all__ = ["add_parser", "add_config_arguments", "config_from_args", "run"]
 
 def key_value(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` of ``--set``: the key (``-`` -> ``_``) and the value read as YAML."""
-    import yaml
+    from ..experiments.config import parse_yaml
 
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.replace("-", "_"), yaml.safe_load(value)
+    try:
+        parsed = parse_yaml(value, f"the value of {key}")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if parsed is None:  # an unset value keeps the recipe's: refuse rather than ignore it
+        raise argparse.ArgumentTypeError(f"{key}={value}: a null value would keep the recipe's {key}; give a "
+                                         "value, or a recipe file (--config FILE.yaml) that sets it to null")
+    return key.replace("-", "_"), parsed
 
 
 def add_config_arguments(p: argparse.ArgumentParser, *, model_flags: bool = True) -> None:

@@ -8,6 +8,7 @@ from .datasets import (
     DataSpec,
     build_dataset,
     build_detection_dataset,
+    check_data,
     parse_data,
     prepare_embedded,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "eval_preprocessing",
     "eval_transform",
     "load_boxes",
+    "check_data",
     "parse_data",
     "prepare_embedded",
     "random_box",

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..io.files import read_json
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -24,9 +26,9 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete {Path(root)} to rebuild it") from err
+        return read_json(path)
+    except ValueError as err:
+        raise ValueError(f"{err}; delete {Path(root)} to rebuild it") from None
 
 
 def build_once(root: str | os.PathLike, params: dict[str, Any], write: Callable[[Path], object], *,

@@ -24,6 +24,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..io.files import existing_dir
+
 __all__ = ["CIFARDataset", "CIFAR_LAYOUTS"]
 
 # num_classes -> (folder name, train files, val files, meta file, label key, label-name key)
@@ -65,8 +67,7 @@ def _load_pickle(path: Path) -> dict:
 
 def _resolve_folder(root: Path, num_classes: int) -> Path:
     folder, train, val, meta, *_ = CIFAR_LAYOUTS[num_classes]
-    if not root.is_dir():
-        raise FileNotFoundError(f"CIFAR-{num_classes} folder {root} does not exist")
+    existing_dir(root, f"CIFAR-{num_classes} folder")
     base = root / folder if (root / folder).is_dir() else root
     missing = [name for name in [*train, *val, meta] if not (base / name).is_file()]
     if missing:

@@ -26,6 +26,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from ..io.files import existing_dir
 from .cifar import CIFARDataset
 from .detection import CocoDetectionDataset, DetectionDataset, VOCDetectionDataset
 from .detection_transforms import DetectionAugment
@@ -34,7 +35,7 @@ from .embedded_detection import build_embedded_detection, embedded_detection_dat
 from .folder import EmbeddedDataset, ImageFolderDataset, find_classes
 from .transforms import build_transforms
 
-__all__ = ["DEFAULT_EMBEDDED_ROOT", "DEFAULT_EMBEDDED_DETECTION_ROOT", "TASKS", "DataSpec", "parse_data",
+__all__ = ["DEFAULT_EMBEDDED_ROOT", "DEFAULT_EMBEDDED_DETECTION_ROOT", "TASKS", "DataSpec", "check_data", "parse_data",
            "prepare_embedded", "build_dataset", "build_detection_dataset"]
 
 DEFAULT_EMBEDDED_ROOT = Path("data/embedded")
@@ -83,6 +84,25 @@ def parse_data(data: str | os.PathLike, task: str = "classification") -> DataSpe
     return DataSpec("imagefolder", Path(data).expanduser())
 
 
+def check_data(data: str | os.PathLike, task: str = "classification") -> DataSpec:
+    """Parse ``data`` and check, without reading any image, that it is there; returns the spec.
+
+    Embedded data passes (it is built when missing); an image folder needs ``train/`` and ``val/``
+    with class folders, CIFAR and VOC / COCO their root folder.
+
+    Raises:
+        FileNotFoundError, ValueError: one line naming the missing or wrong path.
+    """
+    spec = parse_data(data, task)
+    if spec.kind == "embedded":
+        return spec
+    existing_dir(spec.root, "data folder")
+    if spec.kind == "imagefolder":
+        find_classes(spec.root / "train")
+        find_classes(spec.root / "val")
+    return spec
+
+
 def prepare_embedded(root: str | os.PathLike) -> Path:
     """Make sure an embedded dataset exists at ``root``: build it at the defaults if it is missing,
     rebuild it (same parameters) if an older generator version wrote it. Returns ``root``."""
@@ -97,7 +117,7 @@ def prepare_embedded(root: str | os.PathLike) -> Path:
 
 
 def build_dataset(data: str, split: str, transform: Callable | None = None, *,
-                  image_size: int | None = None, skip_corrupt: bool = False) -> Dataset:
+                  image_size: int | None = None, skip_corrupt: bool = False, build: bool = True) -> Dataset:
     """The ``split`` (``"train"`` / ``"val"``) of the dataset named by ``data`` (a ``--data`` value).
 
     Args:
@@ -107,6 +127,8 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
         image_size: output side for the default transform (default: the kind's standard size).
         skip_corrupt: image folders only; decode every file once and skip undecodable ones with a
             warning (default: a corrupt file raises CorruptImageError naming it when loaded).
+        build: build missing embedded data (at the defaults); ``False`` (evaluation): a missing
+            folder is an error, since data built now may differ from the data a model was trained on.
 
     Returns a dataset of ``(tensor (3, H, W), label)`` with ``classes``, ``num_classes``, ``kind``;
     the embedded one also has ``boxes`` / ``sample_box(i)`` (object boxes) and ``image_size``.
@@ -116,7 +138,10 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
     spec = parse_data(data)
     stored = None
     if spec.kind == "embedded":
-        prepare_embedded(spec.root)
+        if build:
+            prepare_embedded(spec.root)
+        elif load_meta(existing_dir(spec.root, "embedded data folder")) is None:
+            raise FileNotFoundError(f"{spec.root} has no meta.json: not an embedded dataset")
         stored = load_meta(spec.root)["image_size"]
     if transform is None:
         transform = build_transforms(spec.kind, split == "train", image_size, stored_size=stored)
@@ -131,8 +156,7 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
 
 
 def _image_folder(root: Path, split: str, transform: Callable, skip_corrupt: bool) -> ImageFolderDataset:
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist")
+    existing_dir(root, "data folder")
     if not any(root.iterdir()):
         raise FileNotFoundError(f"data folder {root} is empty: expected {root}/train/<class>/<image> "
                                 f"and {root}/val/<class>/<image>")

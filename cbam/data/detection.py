@@ -17,7 +17,6 @@ category id raises a ``ValueError`` naming the file and the valid names.
 """
 from __future__ import annotations
 
-import json
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -27,10 +26,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
+
+from ..io.files import read_json
+from .folder import load_rgb
 
 __all__ = [
     "VOC_CLASSES",
@@ -127,8 +128,7 @@ class DetectionDataset(Dataset):
         r = self.records[index]
         if not r.path.is_file():
             raise FileNotFoundError(f"{type(self).__name__}: image file {r.path} does not exist")
-        with Image.open(r.path) as im:
-            image = pil_to_tensor(im.convert("RGB")).float().div_(255)
+        image = pil_to_tensor(load_rgb(r.path)).float().div_(255)
         if image.shape[1:] != (r.height, r.width):
             raise ValueError(
                 f"{r.path}: image is {image.shape[2]}x{image.shape[1]} but its annotation says {r.width}x{r.height}"
@@ -163,34 +163,79 @@ class CocoDetectionDataset(DetectionDataset):
             raise FileNotFoundError(f"COCO annotation file {annotation_file} does not exist")
         if not images_dir.is_dir():
             raise FileNotFoundError(f"COCO image folder {images_dir} does not exist")
-        data = json.loads(annotation_file.read_text())
-        missing = [k for k in ("images", "annotations", "categories") if k not in data]
+        data = read_json(annotation_file)
+        missing = [k for k in ("images", "annotations", "categories") if not isinstance(data, dict) or k not in data]
         if missing:
             raise ValueError(f"{annotation_file}: not a COCO instances file, missing key(s) {missing}")
+        for kind, keys in (("categories", ("id", "name")), ("images", ("id", "file_name", "width", "height")),
+                           ("annotations", ("image_id", "category_id", "bbox"))):
+            _check_entries(annotation_file, kind, data[kind], keys)
+        for kind in ("categories", "images"):
+            bad = next((e["id"] for e in data[kind] if isinstance(e["id"], bool) or not isinstance(e["id"], int)), None)
+            if bad is not None:
+                raise ValueError(f"{annotation_file}: {kind} id {bad!r} is not an integer (COCO ids are integers)")
         categories = sorted(data["categories"], key=lambda c: c["id"])
         label_of = {c["id"]: i + 1 for i, c in enumerate(categories)}
         per_image: dict[int, list[dict[str, Any]]] = {im["id"]: [] for im in data["images"]}
         for ann in data["annotations"]:
             if ann["category_id"] not in label_of:
                 raise ValueError(
-                    f"{annotation_file}: annotation {ann.get('id')} has unknown category_id {ann['category_id']}; "
-                    f"valid ids are {sorted(label_of)}"
+                    f"{annotation_file}: annotation {ann.get('id')} has unknown category_id {ann['category_id']!r}; "
+                    f"valid ids are {sorted(label_of)}" + (" (it is a string; ids are integers)"
+                                                           if isinstance(ann["category_id"], str) else "")
                 )
             if ann["image_id"] not in per_image:
-                raise ValueError(f"{annotation_file}: annotation {ann.get('id')} refers to unknown image_id {ann['image_id']}")
+                raise ValueError(f"{annotation_file}: annotation {ann.get('id')} refers to unknown image_id "
+                                 f"{ann['image_id']!r}")
+            bbox = ann["bbox"]
+            if not (isinstance(bbox, list) and len(bbox) == 4
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+                raise ValueError(f"{annotation_file}: annotation {ann.get('id')} has bbox {bbox!r}; expected "
+                                 "[x, y, width, height] numbers")
             per_image[ann["image_id"]].append(ann)
         records = []
         for im in sorted(data["images"], key=lambda im: im["id"]):
             anns = per_image[im["id"]]
             xywh = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
             records.append(ImageRecord(
-                images_dir / im["file_name"], int(im["width"]), int(im["height"]),
+                images_dir / im["file_name"], _positive_int(im["width"], annotation_file, f"image {im['id']!r} width"),
+                _positive_int(im["height"], annotation_file, f"image {im['id']!r} height"),
                 np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1),
                 np.array([label_of[a["category_id"]] for a in anns], dtype=np.int64),
                 np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool),
             ))
         self.category_ids = [c["id"] for c in categories]
         super().__init__(records, [c["name"] for c in categories], transforms, keep_difficult)
+
+
+def _check_entries(path: Path, kind: str, entries: Any, keys: tuple[str, ...]) -> None:
+    """Every entry of a COCO file's ``kind`` list is a mapping with ``keys``; else one line naming it."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: '{kind}' must be a list, got {type(entries).__name__}")
+    for i, entry in enumerate(entries):
+        missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
+        if missing:
+            name = entry.get("id", i) if isinstance(entry, dict) else i
+            raise ValueError(f"{path}: {kind} entry {name!r} has no {', '.join(repr(k) for k in missing)}")
+
+
+def _positive_int(value: Any, path: Path, what: str) -> int:
+    """``value`` as a positive integer (a number or numeric text), else one ``ValueError`` naming ``path``."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: {what} is {value!r}, expected a positive integer") from None
+    if number < 1:
+        raise ValueError(f"{path}: {what} is {value!r}, expected a positive integer")
+    return number
+
+
+def _number(text: str | None, path: Path, what: str) -> float:
+    """The number in an XML element's text, else one ``ValueError`` naming the file and the element."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: {what} is {text!r}, expected a number") from None
 
 
 class VOCDetectionDataset(DetectionDataset):
@@ -235,21 +280,28 @@ class VOCDetectionDataset(DetectionDataset):
         xml_file = base / "Annotations" / f"{image_id}.xml"
         if not xml_file.is_file():
             raise FileNotFoundError(f"VOC annotation {xml_file} does not exist")
-        tree = ET.parse(xml_file).getroot()
+        try:
+            tree = ET.parse(xml_file).getroot()
+        except ET.ParseError as err:
+            raise ValueError(f"{xml_file}: malformed XML ({err})") from None
         size = tree.find("size")
         if size is None:
             raise ValueError(f"{xml_file}: missing <size>")
-        width, height = int(size.findtext("width")), int(size.findtext("height"))
+        width = _positive_int(size.findtext("width"), xml_file, "<size><width>")
+        height = _positive_int(size.findtext("height"), xml_file, "<size><height>")
         boxes, labels, difficult = [], [], []
-        for obj in tree.iter("object"):
+        for i, obj in enumerate(tree.iter("object")):
             name = (obj.findtext("name") or "").strip()
             if name not in label_of:
                 raise ValueError(f"{xml_file}: unknown class name {name!r}; valid names are {sorted(label_of)}")
             bb = obj.find("bndbox")
-            x1, y1, x2, y2 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            if bb is None:
+                raise ValueError(f"{xml_file}: object {i + 1} ({name}) has no <bndbox>")
+            x1, y1, x2, y2 = (_number(bb.findtext(k), xml_file, f"object {i + 1} ({name}) <{k}>")
+                              for k in ("xmin", "ymin", "xmax", "ymax"))
             boxes.append([x1 - 1, y1 - 1, x2, y2])
             labels.append(label_of[name])
-            difficult.append(int(obj.findtext("difficult") or 0) == 1)
+            difficult.append((obj.findtext("difficult") or "0").strip() == "1")
         filename = tree.findtext("filename") or f"{image_id}.jpg"
         return ImageRecord(
             base / "JPEGImages" / filename, width, height,

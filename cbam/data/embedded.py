@@ -58,6 +58,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .._optional import require
+from ..io.files import read_json
 from ._build import build_once, load_meta
 
 __all__ = [
@@ -356,7 +357,7 @@ def load_boxes(root: str | os.PathLike, split: str) -> dict[str, tuple[int, int,
     path = Path(root) / "boxes.json"
     if not path.is_file():
         raise FileNotFoundError(f"no boxes file {path}; build the dataset with build_embedded({str(root)!r})")
-    boxes = json.loads(path.read_text())
-    if split not in boxes:
-        raise ValueError(f"{path} has no split {split!r}; it has {sorted(boxes)}")
+    boxes = read_json(path)
+    if not isinstance(boxes, dict) or split not in boxes:
+        raise ValueError(f"{path} has no split {split!r}; it has {sorted(boxes) if isinstance(boxes, dict) else boxes}")
     return {name: tuple(int(v) for v in box) for name, box in boxes[split].items()}

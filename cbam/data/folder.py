@@ -25,7 +25,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
 
 from .embedded import load_boxes, load_meta
 
-__all__ = ["CorruptImageError", "ImageFolderDataset", "EmbeddedDataset", "find_classes"]
+__all__ = ["CorruptImageError", "ImageFolderDataset", "EmbeddedDataset", "find_classes", "load_rgb"]
 
 
 class CorruptImageError(ValueError):
@@ -35,8 +35,9 @@ class CorruptImageError(ValueError):
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def _load_rgb(path: str) -> Image.Image:
-    """``default_loader`` (PIL, RGB) with decoding errors turned into CorruptImageError.
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Read an image file as RGB, the one image decoder of every dataset and figure: ``default_loader``
+    (PIL, RGB) with decoding errors turned into CorruptImageError naming the file.
 
     16-bit greyscale images (PIL modes ``I;16*`` and ``I``) are scaled to 8 bits (v * 255 / 65535),
     where PIL's own conversion would saturate every value above 255 to white; 32-bit float images
@@ -50,7 +51,7 @@ def _load_rgb(path: str) -> Image.Image:
             if img.mode == "F":
                 raise CorruptImageError(f"image file {path}: 32-bit float images are not supported (no value range "
                                         "to scale to 8 bits); save it as 8- or 16-bit")
-        return default_loader(path)
+        return default_loader(os.fspath(path))
     except (OSError, SyntaxError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
         if isinstance(err, CorruptImageError):
             raise
@@ -107,7 +108,7 @@ class ImageFolderDataset(ImageFolder):
         unknown = sorted(set(found) - set(self._given_classes))
         if unknown:
             raise ValueError(f"class folders {unknown} in {split_dir} are not among the training classes")
-        super().__init__(os.fspath(split_dir), transform=transform, loader=_load_rgb)
+        super().__init__(os.fspath(split_dir), transform=transform, loader=load_rgb)
         self.skipped: list[str] = []
         if skip_corrupt:
             self._drop_corrupt()

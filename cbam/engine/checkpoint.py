@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io.files import atomic_write
+from ..io.files import atomic_write, existing_file
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -94,9 +94,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a readable checkpoint (truncated, foreign pickle, ...).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    path = existing_file(path, "checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means "not our checkpoint"

@@ -41,8 +41,10 @@ resumed run restarts the interrupted epoch from its starting state.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
+import sys
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -54,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from .._optional import require
-from ..io.files import atomic_write
+from ..io.files import atomic_write, run_lock
 from ..io.model_folder import write_model_folder
 from ..io.state_dict import load_state_dict_strict
 from . import distributed as D
@@ -68,14 +70,23 @@ from .checkpoint import (
     unwrap_model,
 )
 
-__all__ = ["StepOutput", "Runtime", "Task", "NonFiniteLossError", "fit", "METRICS_NAME", "read_metrics"]
+__all__ = ["StepOutput", "Runtime", "Task", "NonFiniteLossError", "RunInterrupted", "fit", "METRICS_NAME",
+           "RUNTIME_KEYS", "read_metrics"]
 
 METRICS_NAME = "metrics.jsonl"
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+#: Config keys a resumed run may change: they change how a run computes, not what.
+RUNTIME_KEYS = ("workers", "threads", "out", "device", "amp", "channels_last", "compile")
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf; the run stopped and its last checkpoint is intact."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped :func:`fit`; the message says where and how to resume."""
 
 
 @dataclass
@@ -156,7 +167,14 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS_NAME
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: not a JSON record ({err.msg})") from None
+    return records
 
 
 def _write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
@@ -196,6 +214,7 @@ def fit(
     resume: bool = False,
     config: Mapping[str, Any] | None = None,
     model_config: Mapping[str, Any] | None = None,
+    run_files: Mapping[str, str] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Train ``model`` for ``epochs`` epochs, validating and checkpointing after each.
@@ -215,19 +234,54 @@ def fit(
         channels_last: NHWC memory format for the model and the images.
         compile: ``torch.compile`` the model.
         resume: continue from ``run_dir/checkpoint.pt``. Without it, an existing checkpoint is an
-            error (so a finished run is never overwritten by accident).
+            error (so a finished run is never overwritten by accident); with it, a missing
+            checkpoint is an error (a misspelt run directory), and so is a ``config`` that differs
+            from the checkpoint's in any key but :data:`RUNTIME_KEYS` (the values would not be used).
         config: plain-type dict (the run's config) saved in every checkpoint.
         model_config: the model folder's ``config.json`` (default: ``config``).
-        progress: tqdm bars on rank 0 (epochs and steps).
+        run_files: text files written into ``run_dir`` (rank 0) once the resume checks pass, e.g.
+            ``{"config.yaml": ...}``.
+        progress: tqdm bars on rank 0 (epochs and steps) when stderr is a terminal.
+
+    The run directory is locked (:func:`cbam.io.files.run_lock`) by rank 0 for the whole run.
 
     Returns:
         The per-epoch records of ``metrics.jsonl`` (the whole run, resumed epochs included).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf; ``checkpoint.pt`` still holds the last good epoch.
+        RunInterrupted: Ctrl-C; the message names the epoch and how to resume.
+        OSError: ``ENOSPC`` (disk full) with a message naming the intact checkpoint.
+        cbam.io.files.RunDirBusyError: another process holds ``run_dir``.
     """
     info = dist or D.init_distributed()
     run_dir = Path(run_dir)
+    with run_lock(run_dir) if info.is_main else nullcontext():
+        return _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, epochs, info, amp,
+                    channels_last, compile, resume, config, model_config, run_files, progress)
+
+
+def _resume_check(ckpt: Mapping[str, Any], config: Mapping[str, Any] | None, run_dir: Path) -> None:
+    """Refuse a resume whose config differs from the checkpoint's in a key that shapes the run.
+
+    ``epochs`` may grow when the learning-rate schedule does not depend on the run's length (step
+    and multi-step schedules, no scheduler): the run then continues its schedule exactly as a longer
+    run would. A cosine schedule's length is fixed by the checkpoint.
+    """
+    saved = ckpt.get("config") or {}
+    new = dict(config or {})
+    scheduler = ckpt.get("scheduler") or {}
+    free = RUNTIME_KEYS + (() if "T_max" in scheduler else ("epochs",))
+    differ = sorted(k for k in saved.keys() & new.keys() if k not in free and saved[k] != new[k])
+    if differ:
+        pairs = ", ".join(f"{k}={saved[k]!r} (asked {new[k]!r})" for k in differ)
+        why = " (a cosine schedule's length is fixed when the run starts)" if "epochs" in differ else ""
+        raise ValueError(f"--resume: the run in {str(run_dir)!r} was started with {pairs}{why}; resume with "
+                         "the run's values or start a new --out")
+
+
+def _fit(model, task, train_loader, val_loader, optimizer, scheduler, run_dir, epochs, info, amp, channels_last,
+         compile, resume, config, model_config, run_files, progress) -> list[dict[str, Any]]:
     device, main = info.device, info.is_main
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     autocast = _autocast_factory(amp, device)
@@ -244,8 +298,12 @@ def fit(
     if ckpt_path is not None and not resume:
         raise ValueError(f"{str(run_dir)!r} already holds a checkpoint; pass resume=True (--resume) to "
                          "continue it, or choose another run directory")
+    if ckpt_path is None and resume:
+        raise ValueError(f"--resume: {str(run_dir)!r} holds no checkpoint to resume (is --out misspelt?); "
+                         "drop --resume to start a new run there")
     if ckpt_path is not None:
         ckpt = load_checkpoint(ckpt_path, map_location=device)
+        _resume_check(ckpt, config, run_dir)
         load_state_dict_strict(model, ckpt["model"], repr(str(ckpt_path)))
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
@@ -257,15 +315,22 @@ def fit(
         records = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in (run_files or {}).items():
+            atomic_write(run_dir / name, lambda tmp, text=text: tmp.write_text(text))
         _write_metrics(run_dir, records)  # drops records of an epoch that ended after its checkpoint
+        if start_epoch >= epochs:
+            print(f"{str(run_dir)!r} already finished its {epochs} epoch{'s' * (epochs != 1)}; nothing to train",
+                  file=sys.stderr)
     writer = _summary_writer(run_dir) if main else None
-    show = progress and main
+    show = progress and main and sys.stderr.isatty()  # no bars in log files
 
     tqdm = require("tqdm.auto", "train", "training").tqdm
     epoch_bar = tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs,
                      disable=not show, dynamic_ncols=True)
+    stopped_in = start_epoch + 1
     try:
         for epoch in epoch_bar:
+            stopped_in = epoch + 1
             for loader in (train_loader, val_loader):
                 if hasattr(loader, "set_epoch"):
                     loader.set_epoch(epoch)
@@ -296,16 +361,33 @@ def fit(
                     "epoch": epoch + 1, "step": step, "best": best, "rng": rng_state(),
                     "config": dict(config or {}), "metrics": record,
                 })
+            if main:
                 _log_epoch(writer, record, epoch_bar, epochs)
             D.barrier()
         if main:
             write_model_folder(run_dir, unwrap_model(model).state_dict(),
                                dict(model_config if model_config is not None else config or {}))
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"interrupted in epoch {stopped_in} of {epochs}; {_kept(run_dir)}") from None
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise OSError(errno.ENOSPC, f"disk full while writing {err.filename or run_dir}; "
+                                    f"{_kept(run_dir)} once space is free") from None
     finally:
         epoch_bar.close()
         if writer is not None:
             writer.close()
     return records
+
+
+def _kept(run_dir: Path) -> str:
+    """Where a stopped run stands: its intact checkpoint (as on disk, whenever the stop came) and how to resume."""
+    path = find_last_checkpoint(run_dir)
+    if path is None:
+        return "no epoch finished, so there is no checkpoint: run the same command again"
+    done = load_checkpoint(path)["epoch"]
+    return f"{path} (epoch {done}) is intact: run the same command with --resume to continue from it"
 
 
 def _train_epoch(model, task, loader, optimizer, scaler, rt, epoch, step, show, writer):

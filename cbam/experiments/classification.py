@@ -18,11 +18,12 @@ from ..engine import distributed as D
 from ..engine.checkpoint import seed_everything
 from ..engine.loader import build_loader
 from ..engine.loop import Runtime, StepOutput, Task, fit
+from ..io.files import check_output_dir
 from ..io.model_folder import build_model as build_from_config
 from ..io.model_folder import model_config, read_model_folder
 from ..io.state_dict import load_state_dict_strict
 from ..models import create_model
-from .config import TrainConfig, save_config
+from .config import TrainConfig, config_text
 
 __all__ = ["ClassificationTask", "topk_error_sums", "build_model", "folder_config", "train", "evaluate"]
 
@@ -108,6 +109,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         ValueError: bad config or data; the global batch not divisible by the number of processes.
         cbam.engine.NonFiniteLossError: the loss became NaN/inf (the last checkpoint is kept).
     """
+    check_output_dir(cfg.out, create=False)  # before the data is built
     info = D.init_distributed(cfg.device)
     try:
         if cfg.batch_size % info.world_size:
@@ -130,15 +132,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         train_loader = build_loader(train_set, per_rank, train=True, **loader_kw)
         val_loader = build_loader(val_set, per_rank, train=False, **loader_kw)
         out = Path(cfg.out)
-        if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out / "config.yaml")
         run_config = cfg.to_dict() | {"lr": cfg.resolved_lr, "num_classes": train_set.num_classes,
                                       "classes": list(train_set.classes)}
         fit(model, ClassificationTask(cfg.label_smoothing), train_loader, val_loader, optimizer, scheduler,
             run_dir=out, epochs=cfg.epochs, dist=info, amp=cfg.amp, channels_last=cfg.channels_last,
             compile=cfg.compile, resume=resume, config=run_config,
-            model_config=folder_config(cfg, model, list(train_set.classes)), progress=progress)
+            model_config=folder_config(cfg, model, list(train_set.classes)),
+            run_files={"config.yaml": config_text(cfg)}, progress=progress)
         return out
     finally:
         D.cleanup_distributed()
@@ -171,7 +171,7 @@ def evaluate(
         raise ValueError(f"{str(weights)!r} does not record the data it was trained on; pass --data")
     prep = config.get("preprocessing")
     transform = eval_transform(prep) if prep and image_size is None else None  # as the model was trained
-    dataset = build_dataset(data, "val", transform, image_size=image_size)
+    dataset = build_dataset(data, "val", transform, image_size=image_size, build=False)  # never other data
     trained = config.get("num_classes")
     if trained != dataset.num_classes:
         raise ValueError(f"{str(weights)!r} was trained on {trained} classes but data {data!r} has "

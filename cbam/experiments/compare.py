@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._optional import require
+from ..data import check_data
 from ..engine.checkpoint import find_last_checkpoint
 from ..engine.loop import read_metrics
-from ..io.files import atomic_write
+from ..io.files import atomic_write, check_output_dir
 from ..io.model_folder import WEIGHTS_NAME, read_model_folder
 from ..models.labels import row_label
 from ..models.profile import count_gmacs, count_params
 from ..nn.factory import attention_name
 from .classification import build_model, train
-from .config import TrainConfig, yaml
+from .config import TrainConfig, check_config, parse_yaml
 from .stats import format_mean_std, mean_std, paired_difference
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_differences",
@@ -83,7 +84,7 @@ def _run_one(cfg: TrainConfig, progress: bool) -> Path:
     out = Path(cfg.out)
     saved = out / "config.yaml"
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text())
+        old = parse_yaml(saved.read_text(), str(saved)) or {}
         new = dataclasses.replace(cfg, lr=cfg.resolved_lr).to_dict()
         differ = sorted(k for k in set(old) | set(new) if k not in _RUNTIME_KEYS and old.get(k) != new.get(k))
         if differ:
@@ -116,7 +117,11 @@ def compare(
         title: first line of ``table.md``.
         extras: functions appending per-model Markdown tables (see the module docstring).
     """
-    out = Path(out)
+    out = check_output_dir(out)
+    for attention in attentions:  # every run's config, the data and the output, before the first step
+        for seed in seeds:
+            check_config(dataclasses.replace(cfg, attention=attention_name(attention), seed=seed))
+    check_data(cfg.data)
     results = []
     for attention in attentions:
         runs = [_run_one(dataclasses.replace(cfg, attention=attention_name(attention), seed=seed,
@@ -132,7 +137,7 @@ def compare(
             [c[-1]["val_top1_err"] for c in curves], [c[-1]["val_top5_err"] for c in curves], curves))
     if os.environ.get("RANK", "0") != "0":
         return results
-    caption = (f"{cfg.model} {cfg.model_kwargs or ''} on {cfg.data}, {cfg.epochs} epochs, "
+    caption = (f"{cfg.model} {cfg.model_kwargs or ''} on {cfg.data}, {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, "
                f"seeds {', '.join(map(str, seeds))}: validation error of the last epoch, single crop, "
                f"mean +- std over seeds; GFLOPs = multiply-accumulates at 1 x 3 x {cfg.image_size} x {cfg.image_size}.")
     markdown = "\n\n".join(filter(None, [f"## {title}" if title else "", caption, format_table(results),

@@ -10,6 +10,8 @@ unset flags change nothing. :func:`load_detect_config` does the same for the det
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,8 +24,8 @@ from ..nn.factory import attention_name
 
 yaml = require("yaml", "train", "training recipes")
 
-__all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "list_configs", "list_detect_configs",
-           "load_config", "load_detect_config", "read_yaml", "save_config", "save_detect_config"]
+__all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "check_config", "config_text", "list_configs", "list_detect_configs",
+           "load_config", "load_detect_config", "parse_yaml", "read_yaml", "save_config", "save_detect_config"]
 
 
 @dataclass
@@ -98,6 +100,17 @@ def list_configs() -> list[str]:
     return sorted(p.name[:-5] for p in _configs_dir().iterdir() if p.name.endswith(".yaml"))
 
 
+def parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``; malformed YAML raises one ``ValueError`` line naming ``where`` and the position."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{where} is not valid YAML{at}: {problem}") from None
+
+
 def read_yaml(name_or_path: str | Path) -> dict[str, Any]:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
@@ -108,10 +121,13 @@ def read_yaml(name_or_path: str | Path) -> dict[str, Any]:
         text = _configs_dir().joinpath(f"{name_or_path}.yaml").read_text()
     else:
         raise ValueError(f"config must be one of {list_configs()} or a .yaml path, got {str(name_or_path)!r}")
-    data = yaml.safe_load(text) or {}
+    data = parse_yaml(text, f"config {str(name_or_path)!r}") or {}
     if not isinstance(data, dict):
         raise ValueError(f"config {str(name_or_path)!r} must be a mapping of keys to values")
     return data
+
+
+_PLAIN_TYPES = {"str": str, "bool": bool}  # annotation (a string, see the __future__ import) -> type
 
 
 def build_config(cls: type, values: dict[str, Any], overrides: dict[str, Any], what: str = "config") -> Any:
@@ -136,9 +152,37 @@ def build_config(cls: type, values: dict[str, Any], overrides: dict[str, Any], w
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown {what} key(s) {unknown}; valid keys are {sorted(known)}")
+    for f in dataclasses.fields(cls):  # text and switches: of their type (numbers are checked with their ranges)
+        value = values.get(f.name)
+        if f.name in values and f.type in _PLAIN_TYPES and not isinstance(value, _PLAIN_TYPES[f.type]):
+            raise ValueError(f"{f.name} must be {'text' if f.type == 'str' else 'true or false'}, got {value!r}")
+        if f.type == "str | None" and value is not None and not isinstance(value, str):
+            raise ValueError(f"{f.name} must be text or null, got {value!r}")
+    for f in dataclasses.fields(cls):  # mapping-valued keys (model_kwargs, ...): a mapping or null
+        if str(f.type).startswith("dict[") and values.get(f.name) is not None:
+            if not isinstance(values[f.name], dict) or not all(isinstance(k, str) for k in values[f.name]):
+                raise ValueError(f"{f.name} must be a mapping of option names to values, e.g. "
+                                 f"{f.name}='{{small_input: true}}', got {values[f.name]!r}")
+        if str(f.type).startswith("dict[") and f.name in values and values[f.name] is None:
+            values[f.name] = {}
     if isinstance(values.get("attention"), str):
         values["attention"] = attention_name(values["attention"])
     return cls(**values)
+
+
+def _options_of(model: str, kwargs: Any, recipe: str | Path | None) -> Any:
+    """The recipe's ``model_kwargs`` that ``model`` (given instead of the recipe's model) takes; a
+    warning names the ones dropped, which belong to the recipe's architecture."""
+    from ..models import model_options
+
+    options = model_options(model)
+    if options is None or not isinstance(kwargs, dict):
+        return kwargs
+    dropped = sorted(k for k in kwargs if k not in options)
+    if dropped:
+        warnings.warn(f"recipe {str(recipe)!r} sets model_kwargs {dropped}, which model {model!r} does not take; "
+                      "they are dropped (set its options with --set model_kwargs.NAME=VALUE)", stacklevel=3)
+    return {k: v for k, v in kwargs.items() if k in options}
 
 
 def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> TrainConfig:
@@ -148,12 +192,33 @@ def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Tra
         ValueError: an unknown key (the message lists the valid ones), or a bad value.
     """
     values = read_yaml(name_or_path) if name_or_path is not None else {}
-    cfg = build_config(TrainConfig, values, overrides)
+    model = overrides.get("model")
+    if model is not None and model != values.get("model") and values.get("model_kwargs") and not any(
+            k == "model_kwargs" or k.startswith("model_kwargs.") for k in overrides):
+        values["model_kwargs"] = _options_of(model, values["model_kwargs"], name_or_path)
+    return check_config(build_config(TrainConfig, values, overrides))
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Check every value of ``cfg`` (and that its model builds) before any work; returns ``cfg``.
+
+    This is the one place a classification config is validated: :func:`load_config` calls it, and
+    ``compare`` / ``ablate`` call it for every run they will start, before the first.
+
+    Raises:
+        ValueError: the first bad value, named.
+    """
     for name in ("lr_per_256", "momentum", "weight_decay", "lr_gamma", "label_smoothing") + (
             ("lr",) if cfg.lr is not None else ()):
-        if isinstance(getattr(cfg, name), bool) or not isinstance(getattr(cfg, name), (int, float)):
-            raise ValueError(f"{name} must be a number, got {getattr(cfg, name)!r} (write 1e-4 as 1.0e-4 in YAML)")
-    for name in ("epochs", "batch_size", "image_size", "lr_step"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a number, got {value!r} (write 1e-4 as 1.0e-4 in YAML)")
+        if value < 0 or (value == 0 and name in ("lr", "lr_per_256")):
+            raise ValueError(f"{name} must be {'positive' if name in ('lr', 'lr_per_256') else 'non-negative'}, "
+                             f"got {value!r}")
+    if cfg.label_smoothing >= 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing!r}")
+    for name in ("epochs", "batch_size", "image_size", "lr_step") + (("threads",) if cfg.threads is not None else ()):
         if isinstance(getattr(cfg, name), bool) or not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
     if isinstance(cfg.workers, bool) or not isinstance(cfg.workers, int) or cfg.workers < 0:
@@ -162,13 +227,36 @@ def load_config(name_or_path: str | Path | None = None, **overrides: Any) -> Tra
         raise ValueError(f"schedule must be 'step' or 'cosine', got {cfg.schedule!r}")
     if cfg.amp not in (None, "bf16", "fp16"):
         raise ValueError(f"amp must be null, 'bf16' or 'fp16', got {cfg.amp!r}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {cfg.seed!r}")
+    parse_data(cfg.data)
+    _check_model(cfg.model, cfg.attention, cfg.model_kwargs)
     return cfg
+
+
+def _check_model(model: str, attention: Any, kwargs: dict[str, Any]) -> None:
+    """Build the model on the meta device (no memory, no compute) so that a bad option fails here, named."""
+    import torch
+
+    from ..models import create_model
+
+    try:
+        with torch.device("meta"):
+            create_model(model, attention=attention, num_classes=2, **kwargs)
+    except (TypeError, AttributeError) as err:
+        raise ValueError(f"model {model!r} with model_kwargs {kwargs} does not build: {err}") from None
+
+
+def config_text(cfg: TrainConfig | DetectConfig) -> str:
+    """The fully resolved config as YAML (a classification ``lr`` is the learning rate actually used)."""
+    if isinstance(cfg, TrainConfig):
+        cfg = dataclasses.replace(cfg, lr=cfg.resolved_lr)
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
     """Write the fully resolved config as YAML (``lr`` is the learning rate actually used)."""
-    data = dataclasses.replace(cfg, lr=cfg.resolved_lr).to_dict()
-    text = yaml.safe_dump(data, sort_keys=False)
+    text = config_text(cfg)
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
@@ -283,5 +371,5 @@ def load_detect_config(name_or_path: str | Path | None = None, **overrides: Any)
 
 def save_detect_config(cfg: DetectConfig, path: str | Path) -> Path:
     """Write the resolved config as YAML."""
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    text = config_text(cfg)
     return atomic_write(path, lambda tmp: tmp.write_text(text))

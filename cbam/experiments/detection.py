@@ -21,11 +21,11 @@ from ..engine import distributed as D
 from ..engine.checkpoint import seed_everything
 from ..engine.loader import build_loader
 from ..engine.loop import Runtime, StepOutput, Task, fit
-from ..io.files import atomic_write
+from ..io.files import atomic_write, check_output_dir
 from ..io.model_folder import read_model_folder
 from ..io.state_dict import load_state_dict_strict
 from ..models.profile import count_params
-from .config import DetectConfig, save_detect_config
+from .config import DetectConfig, config_text
 from .paper_tables import detector_label
 
 __all__ = ["DetectionTask", "build_detector", "train", "evaluate", "format_results"]
@@ -110,6 +110,7 @@ def train(cfg: DetectConfig, *, resume: bool = False, progress: bool = True, eva
     Returns:
         the result row of :func:`evaluate` (metrics, parameters, backbone report).
     """
+    check_output_dir(cfg.out, create=False)  # before the data is built
     info = D.init_distributed(cfg.device)
     try:
         if cfg.batch_size % info.world_size:
@@ -136,17 +137,16 @@ def train(cfg: DetectConfig, *, resume: bool = False, progress: bool = True, eva
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
         per_rank = cfg.batch_size // info.world_size
         out = Path(cfg.out)
-        if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_detect_config(cfg, out / "config.yaml")
-            if model.backbone_report:
-                _write_json(out / "backbone_weights.json", model.backbone_report)
+        run_files = {"config.yaml": config_text(cfg)}
+        if model.backbone_report:
+            run_files["backbone_weights.json"] = json.dumps(model.backbone_report, indent=2)
         run_config = cfg.to_dict() | {"task": "detection", "num_classes": num_classes,
                                       "classes": list(sets["train"].classes)}
         folder_config = {"library_name": "cbam", **run_config, "backbone_weights": None}
         fit(model, DetectionTask(num_classes, cfg.metric), _loader(sets["train"], per_rank, True, cfg, info),
             _loader(sets["val"], per_rank, False, cfg, info), optimizer, scheduler, run_dir=out, epochs=cfg.epochs,
-            dist=info, amp=cfg.amp, resume=resume, config=run_config, model_config=folder_config, progress=progress)
+            dist=info, amp=cfg.amp, resume=resume, config=run_config, model_config=folder_config,
+            run_files=run_files, progress=progress)
         test_set = build_detection_dataset(cfg.data, eval_split, cfg.data_kwargs)
         row = _evaluate_model(model, run_config, test_set, per_rank, cfg.workers, info)
         if info.is_main:

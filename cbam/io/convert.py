@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..models import create_model
+from .files import check_output_dir, check_output_file
 from .layouts import SOURCES, match_architecture, to_timm
 from .model_folder import from_pretrained, save_pretrained
 from .state_dict import load_state_dict_strict, read_checkpoint, save_safetensors
@@ -61,16 +62,22 @@ def _imagenet_preprocessing() -> dict[str, Any]:
     return eval_preprocessing("imagefolder")
 
 
-def convert_checkpoint(path: str | os.PathLike, source: str, out_dir: str | os.PathLike) -> ConversionReport:
+def convert_checkpoint(path: str | os.PathLike, source: str, out_dir: str | os.PathLike, *,
+                       force: bool = False) -> ConversionReport:
     """Convert a checkpoint in ``source`` layout (``"official"``, ``"pytorchcv"``, ``"timm"``) to a model folder.
 
     Args:
         path: ``.pth`` / ``.pth.tar`` (read with ``torch.load(weights_only=True)``) or ``.safetensors``.
         source: a key of :data:`cbam.io.layouts.SOURCES`.
-        out_dir: the model folder to write (see :func:`cbam.io.model_folder.save_pretrained`).
+        out_dir: the model folder to write (see :func:`cbam.io.model_folder.save_pretrained`); a
+            non-empty folder is replaced only with ``force``.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source layout {source!r}; valid names are {sorted(SOURCES)}")
+    out_dir = check_output_dir(out_dir, create=False)  # nothing is written before the input is read
+    if not force and out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ValueError(f"--out {str(out_dir)!r} is not empty (it may hold a model folder); pass --force to "
+                         "overwrite it or choose another folder")
     ckpt = read_checkpoint(path)
     conversion = SOURCES[source](ckpt.state_dict)
     state_dict = dict(conversion.state_dict)
@@ -88,12 +95,15 @@ def convert_checkpoint(path: str | os.PathLike, source: str, out_dir: str | os.P
     )
 
 
-def export_timm_weights(model_dir: str | os.PathLike, out_file: str | os.PathLike) -> tuple[str, Path]:
-    """Write a model folder's weights in timm's layout (lossless cases only, see :func:`cbam.io.layouts.to_timm`).
+def export_timm_weights(model_dir: str | os.PathLike, out_file: str | os.PathLike, *,
+                        force: bool = False) -> tuple[str, Path]:
+    """Write a model folder's weights in timm's layout (lossless cases only, see :func:`cbam.io.layouts.to_timm`);
+    an existing ``out_file`` is replaced only with ``force``.
 
     Returns ``(architecture, path)``; load them with
     ``timm.create_model(architecture, block_args=dict(attn_layer="cbam"))`` (plus
     ``partial(CbamModule, mlp_bias=True)`` if the MLP has biases) and ``load_state_dict``.
     """
+    check_output_file(out_file, force=force)
     model = from_pretrained(model_dir)
     return model.model_name, save_safetensors(to_timm(model), out_file)

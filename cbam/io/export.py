@@ -87,6 +87,7 @@ def export_model(
         return atomic_write(path, lambda tmp: torch.export.save(program, str(tmp)))
     return atomic_write(path, lambda tmp: torch.onnx.export(
         program, f=str(tmp), input_names=["input"], output_names=["logits"], dynamo=True, external_data=False,
+        verbose=False,  # no "[torch.onnx] ..." progress lines
     ))
 
 

@@ -33,7 +33,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..models import create_model
-from .files import atomic_write
+from .files import atomic_write, read_json
 from .state_dict import TORCH_SUFFIXES, load_state_dict_strict, read_checkpoint, save_safetensors
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "ModelFolder", "build_model", "from_pretrained", "model_config",
@@ -175,10 +175,16 @@ def read_model_folder(path_or_repo_id: str | os.PathLike) -> ModelFolder:
         if legacy is None:
             raise FileNotFoundError(f"{folder} is not a model folder: it has no {CONFIG_NAME}")
         return ModelFolder(folder, legacy)
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path)
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
     task = config.get("task", "classification")
     if task == "classification" and "architecture" not in config:
         raise ValueError(f"{config_path} has no 'architecture' entry")
+    for key, kind in (("model_args", dict), ("model_kwargs", dict), ("classes", list), ("preprocessing", dict)):
+        if config.get(key) is not None and not isinstance(config[key], kind):
+            raise ValueError(f"{config_path}: {key!r} must be a JSON {'object' if kind is dict else 'array'}, "
+                             f"got {config[key]!r}")
     if not (folder / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{folder} has no {WEIGHTS_NAME}")
     return ModelFolder(folder, config)

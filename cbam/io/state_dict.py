@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .files import atomic_write
+from .files import atomic_write, existing_file
 
 __all__ = ["Checkpoint", "UnsafeCheckpointError", "TORCH_SUFFIXES", "load_state_dict_strict", "read_checkpoint",
            "read_state_dict", "save_safetensors"]
@@ -58,16 +59,34 @@ class Checkpoint:
     dropped: list[str] = field(default_factory=list)
 
 
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _first_line(err: BaseException) -> str:
+    """The first non-empty line of an error's message, without terminal escape codes."""
+    lines = [ln.strip() for ln in _ESCAPES.sub("", str(err)).splitlines() if ln.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def _torch_load(path: Path) -> object:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # a zip archive (torch.save) or a legacy pickle
+        raise ValueError(f"{path} is not a PyTorch checkpoint (neither a torch.save archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else type(err).__name__)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", _ESCAPES.sub("", str(err)))
+        if found is None:  # not a refusal of a global: a damaged pickle
+            raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: "
+                             f"{_first_line(err)})") from None
         raise UnsafeCheckpointError(
-            f"refusing to load {path}: it needs arbitrary unpickling, which can run code from the file "
-            f"(torch.load(weights_only=True) said: {reason}).\n" + _HOW_TO_CONVERT.format(path=path)
+            f"refusing to load {path}: it needs arbitrary unpickling (of {found.group(1)}), which can run code "
+            "from the file.\n" + _HOW_TO_CONVERT.format(path=path)
         ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:  # a truncated zip archive, a cut pickle
+        detail = "" if isinstance(err, (OSError, EOFError)) else f": {_first_line(err)}"  # errno text says nothing
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged{detail})") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -83,12 +102,14 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         UnsafeCheckpointError: the file needs arbitrary unpickling.
         ValueError: unknown file type, or no tensors in it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    path = existing_file(path, "checkpoint")
     name = path.name.lower()
     if name.endswith(".safetensors"):
-        return Checkpoint(dict(load_file(str(path))))
+        try:
+            return Checkpoint(dict(load_file(str(path))))
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types for a damaged file
+            raise ValueError(f"{path} is not a readable safetensors file (truncated or damaged: "
+                             f"{_first_line(err)})") from None
     if not name.endswith(TORCH_SUFFIXES):
         raise ValueError(f"checkpoint {path}: expected a .safetensors file or one of {TORCH_SUFFIXES}")
     obj = _torch_load(path)

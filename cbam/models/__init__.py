@@ -8,6 +8,7 @@ from ._registry import (
     create_model,
     list_models,
     model_info,
+    model_options,
     register_model,
 )
 from .mobilenet import MobileNetV1
@@ -25,5 +26,6 @@ __all__ = [
     "create_model",
     "list_models",
     "model_info",
+    "model_options",
     "register_model",
 ]

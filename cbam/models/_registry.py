@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from torch import nn
 from ..nn.factory import AttentionSpec
 
 __all__ = ["CROP_PCT", "IMAGENET_MEAN", "IMAGENET_STD", "ModelInfo", "register_model", "create_model", "list_models",
-           "model_info"]
+           "model_info", "model_options"]
 
 #: ImageNet per-channel (RGB) mean and standard deviation, the input normalisation of every registry model.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -80,6 +81,21 @@ def _resolve(name: str, attention: AttentionSpec) -> tuple[ModelInfo, AttentionS
     return _REGISTRY[name], attention
 
 
+def entry_signature(cls: type, fixed: tuple[str, ...]) -> inspect.Signature:
+    """The signature of an entry point that builds ``cls`` with the arguments ``fixed`` set by the registry."""
+    params = inspect.signature(cls).parameters.values()
+    return inspect.Signature([p for p in params if p.name not in fixed])
+
+
+def model_options(name: str) -> list[str] | None:
+    """The architecture options ``create_model(name, **options)`` takes (besides ``attention`` and
+    ``num_classes``), read from the entry point's signature; ``None`` when it takes any ``**kwargs``."""
+    params = inspect.signature(model_info(name).fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return sorted(p.name for p in params if p.name not in ("attention", "num_classes"))
+
+
 def model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` of ``name`` (aliases resolve to their base model)."""
     return _resolve(name, None)[0]
@@ -101,6 +117,10 @@ def create_model(name: str, *, attention: AttentionSpec = None, num_classes: int
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    options = model_options(info.name)
+    unknown = sorted(set(kwargs) - set(options or kwargs))
+    if unknown:
+        raise ValueError(f"model {info.name!r} has no option(s) {unknown}; its options are {options}")
     model = info.fn(attention=attention, num_classes=num_classes, **kwargs)
     model.model_name = info.name
     model.model_args = {"attention": attention, "num_classes": num_classes, **kwargs}  # for save_pretrained

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..nn.factory import AttentionSpec
 from ._common import AttnLayer, ClassifierHead, attention_layer, init_official
-from ._registry import ModelInfo, register_model
+from ._registry import ModelInfo, entry_signature, register_model
 
 __all__ = ["MobileNetV1", "DepthwiseSeparable"]
 
@@ -136,6 +136,7 @@ def _mobilenet(width_mult: float):
     def build(attention: AttentionSpec = None, num_classes: int = 1000, **kwargs: Any) -> MobileNetV1:
         return MobileNetV1(width_mult, attention=attention, num_classes=num_classes, **kwargs)
 
+    build.__signature__ = entry_signature(MobileNetV1, ("width_mult",))  # the options create_model checks
     return build
 
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..nn.factory import AttentionSpec
 from ._common import AttnLayer, ClassifierHead, attention_layer, init_official
-from ._registry import ModelInfo, register_model
+from ._registry import ModelInfo, entry_signature, register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet"]
 
@@ -133,6 +133,8 @@ class ResNet(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        if len(widths) != len(layers) or not all(isinstance(w, int) and w > 0 for w in widths):
+            raise ValueError(f"ResNet: widths must be {len(layers)} positive integers (one per stage), got {widths!r}")
         attn_layer = attention_layer(attention, attention_kwargs)
         if small_input:
             self.conv1, self.bn1 = _conv_bn(in_chans, stem_width, 3, 1)
@@ -197,6 +199,7 @@ def _resnet(block, layers, **defaults: Any):
     def build(attention: AttentionSpec = None, num_classes: int = 1000, **kwargs: Any) -> ResNet:
         return ResNet(block, layers, attention=attention, num_classes=num_classes, **{**defaults, **kwargs})
 
+    build.__signature__ = entry_signature(ResNet, ("block", "layers"))  # the options create_model checks
     return build
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .._optional import require
+from ..io.files import atomic_write, check_output_file
 from .attention_maps import AttentionMaps
 from .gradcam import gradcam
 from .images import to_display
@@ -264,8 +265,7 @@ def attention_figure(
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG (parent folders created); the file is ``figsize * dpi`` pixels."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    """Save ``fig`` atomically at exactly ``path`` (parent folders created), in the format its suffix
+    names (PNG without one); the image is ``figsize * dpi`` pixels."""
+    path = check_output_file(path, force=True)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix[1:].lower() or "png"))

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torchvision import transforms as T
 
 from .._optional import require
+from ..data.folder import load_rgb
 
 __all__ = ["IMAGE_SUFFIXES", "image_files", "load_image", "sample_images", "to_display"]
 
@@ -38,12 +39,9 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def load_image(path: str | Path) -> Image.Image:
-    """Read an image file as RGB; raises ValueError naming the file if it cannot be decoded."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read image {str(path)!r}: {err}") from None
+    """Read an image file as RGB (:func:`cbam.data.folder.load_rgb`: 16-bit images scaled, float ones
+    refused); raises ``CorruptImageError`` (a ValueError) naming the file if it cannot be decoded."""
+    return load_rgb(path)
 
 
 def sample_images() -> tuple[list[Image.Image], list[str]]:

@@ -43,6 +43,7 @@ __all__ = [
     "localization_table",
     "compare_extra",
     "dataset_boxes",
+    "require_boxes",
     "format_markdown",
     "write_table",
 ]
@@ -219,6 +220,12 @@ def compare_extra(runs: Mapping[str, Sequence[Path]]) -> str:
     return "\n\n".join(["### Grad-CAM localisation", caption, format_markdown(rows)])
 
 
+def require_boxes(dataset: Dataset, name: str = "data") -> None:
+    """Raise ``ValueError`` unless ``dataset`` has object boxes (the embedded one), which localisation needs."""
+    if not hasattr(dataset, "boxes"):
+        raise ValueError(f"data {name!r} has no object boxes; localisation scores need the embedded dataset")
+
+
 def dataset_boxes(dataset: Dataset, name: str = "data") -> np.ndarray:
     """(N, 4) object boxes of a dataset with ``boxes`` (the embedded one), in pixels of its transformed
     images (scaled from the stored ``image_size`` when the transform resizes).
@@ -226,8 +233,7 @@ def dataset_boxes(dataset: Dataset, name: str = "data") -> np.ndarray:
     Raises:
         ValueError: the dataset has no object boxes.
     """
-    if not hasattr(dataset, "boxes"):
-        raise ValueError(f"data {name!r} has no object boxes; localisation scores need the embedded dataset")
+    require_boxes(dataset, name)
     boxes = np.asarray(dataset.boxes, dtype=np.float64)  # (N, 4) in stored pixels
     side = dataset[0][0].shape[-1]
     return boxes * (side / dataset.image_size)
