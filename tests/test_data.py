@@ -48,7 +48,7 @@ def test_embedded_layout(tiny_embedded):
         assert len(boxes) == 10 * per_class
         assert all((root / split / name).is_file() for name in boxes)
     meta = json.loads((root / "meta.json").read_text())
-    assert meta["version"] == E.GENERATOR_VERSION and meta["seed"] == 0 and meta["image_size"] == 64
+    assert meta["version"] == E.GENERATOR_VERSION and meta["seed"] == 0 and meta["canvas_size"] == 64
     with Image.open(root / "samples.png") as grid:
         assert grid.mode == "P" and grid.size[0] > 64 * 10
     with Image.open(root / "train" / "3" / "3_00000.png") as img:

@@ -107,7 +107,7 @@ def test_coco_map_half_recall():
 # ---- datasets ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def embedded_root(tmp_path_factory):
-    return build_embedded_detection(tmp_path_factory.mktemp("det") / "emb", image_size=64, train_images=8,
+    return build_embedded_detection(tmp_path_factory.mktemp("det") / "emb", canvas_size=64, train_images=8,
                                     val_images=4, test_images=4, object_size=(12, 24), n_clutter=3)
 
 
@@ -122,10 +122,10 @@ def test_embedded_coco_and_voc_load_identically(embedded_root):
             assert ic.shape == (3, 64, 64) and torch.equal(ic, iv)
             for key in ("boxes", "labels", "difficult"):
                 assert torch.equal(tc[key], tv[key]), key
-    assert build_embedded_detection(embedded_root, image_size=64, train_images=8, val_images=4, test_images=4,
+    assert build_embedded_detection(embedded_root, canvas_size=64, train_images=8, val_images=4, test_images=4,
                                     object_size=(12, 24), n_clutter=3) == embedded_root  # same meta: not rebuilt
     with pytest.raises(ValueError, match=r"built with other parameters \(images: .*it is not touched"):
-        build_embedded_detection(embedded_root, image_size=64, train_images=9, val_images=4, test_images=4,
+        build_embedded_detection(embedded_root, canvas_size=64, train_images=9, val_images=4, test_images=4,
                                  object_size=(12, 24), n_clutter=3)
 
 
@@ -297,7 +297,7 @@ def test_engine_train_resume_and_eval(embedded_root, tmp_path, capsys):
     cfg = load_detect_config("detect_embedded", data=f"embedded:{embedded_root}", detector="ssd",
                              image_size=64, epochs=1, batch_size=4, workers=0, out=str(tmp_path / "run"),
                              schedule="multistep",  # its length does not depend on epochs: a resume may extend it
-                             data_kwargs={"format": "coco", "image_size": 64, "train_images": 8, "val_images": 4,
+                             data_kwargs={"format": "coco", "canvas_size": 64, "train_images": 8, "val_images": 4,
                                           "test_images": 4, "object_size": [12, 24], "n_clutter": 3})
     row = train(cfg, progress=False)
     run = tmp_path / "run"
@@ -412,7 +412,7 @@ def test_torchrun_two_processes(embedded_root, tmp_path):
     script = rank_saving_script(tmp_path / "ddp_detect.py", "cbam.experiments.detection")
     out = tmp_path / "ddp"
     root = Path(__file__).resolve().parents[1]
-    data_kwargs = "{format: coco, image_size: 64, train_images: 8, val_images: 4, test_images: 4, object_size: [12, 24], n_clutter: 3}"
+    data_kwargs = "{format: coco, canvas_size: 64, train_images: 8, val_images: 4, test_images: 4, object_size: [12, 24], n_clutter: 3}"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
            str(tmp_path), "detect", "train", "--data", f"embedded:{embedded_root}", "--set", f"data_kwargs={data_kwargs}",
            "--detector", "ssd", "--backbone", "mobilenet_v1", "--attention", "cbam", "--device", "cpu",
@@ -436,7 +436,7 @@ def test_torchrun_two_processes(embedded_root, tmp_path):
 def test_concurrent_builds_of_the_embedded_data_build_it_once(tmp_path):
     from concurrent.futures import ProcessPoolExecutor
 
-    kw = dict(image_size=64, train_images=6, val_images=2, test_images=2, object_size=(12, 24), n_clutter=3)
+    kw = dict(canvas_size=64, train_images=6, val_images=2, test_images=2, object_size=(12, 24), n_clutter=3)
     root = tmp_path / "emb"
     with ProcessPoolExecutor(2) as pool:
         roots = list(pool.map(_build, [(root, kw)] * 2))

@@ -32,7 +32,7 @@ def test_difficulties_are_recorded_and_differ_in_clutter(tmp_path):
 
 
 def test_object_sizes_scale_with_the_canvas_and_overrides_are_custom(tmp_path):
-    root = E.build_embedded(tmp_path / "big", image_size=128, train_per_class=1, val_per_class=1)
+    root = E.build_embedded(tmp_path / "big", canvas_size=128, train_per_class=1, val_per_class=1)
     assert E.load_meta(root)["object_size"] == [32, 64]
     custom = E.build_embedded(tmp_path / "custom", train_per_class=1, val_per_class=1, difficulty="hard", n_clutter=3)
     meta = E.load_meta(custom)

@@ -28,7 +28,7 @@ TINY = {"small_input": True, "widths": [16, 16, 16, 16], "stem_width": 16}
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    return build_embedded(tmp_path_factory.mktemp("emb") / "d", image_size=32, object_size=(8, 16),
+    return build_embedded(tmp_path_factory.mktemp("emb") / "d", canvas_size=32, object_size=(8, 16),
                           train_per_class=2, val_per_class=1)
 
 

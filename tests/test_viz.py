@@ -233,7 +233,7 @@ def embedded(tmp_path_factory):
     """A tiny Cluttered Digits set (32 px, 2 images per class and split) and two model folders' weight files."""
     from cbam.data import build_embedded
 
-    root = build_embedded(tmp_path_factory.mktemp("emb") / "d", image_size=32, object_size=(8, 16),
+    root = build_embedded(tmp_path_factory.mktemp("emb") / "d", canvas_size=32, object_size=(8, 16),
                           train_per_class=2, val_per_class=2)
     files = {}
     for att in ("none", "cbam"):

@@ -111,7 +111,7 @@ def prepare_embedded(root: str | os.PathLike) -> Path:
     if meta is None:
         return build_embedded(root)
     if meta.get("version") != GENERATOR_VERSION:
-        keys = ("image_size", "train_per_class", "val_per_class", "seed", "object_size", "n_clutter", "noise_std")
+        keys = ("canvas_size", "train_per_class", "val_per_class", "seed", "object_size", "n_clutter", "noise_std")
         return build_embedded(root, **{k: tuple(meta[k]) if k == "object_size" else meta[k] for k in keys if k in meta})
     return root
 
@@ -131,7 +131,7 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
             folder is an error, since data built now may differ from the data a model was trained on.
 
     Returns a dataset of ``(tensor (3, H, W), label)`` with ``classes``, ``num_classes``, ``kind``;
-    the embedded one also has ``boxes`` / ``sample_box(i)`` (object boxes) and ``image_size``.
+    the embedded one also has ``boxes`` / ``sample_box(i)`` (object boxes) and ``canvas_size``.
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -142,7 +142,7 @@ def build_dataset(data: str, split: str, transform: Callable | None = None, *,
             prepare_embedded(spec.root)
         elif load_meta(existing_dir(spec.root, "embedded data folder")) is None:
             raise FileNotFoundError(f"{spec.root} has no meta.json: not an embedded dataset")
-        stored = load_meta(spec.root)["image_size"]
+        stored = load_meta(spec.root)["canvas_size"]
     if transform is None:
         transform = build_transforms(spec.kind, split == "train", image_size, stored_size=stored)
     if spec.kind == "embedded":

@@ -145,23 +145,23 @@ def _overlaps(a: Box, b: Box, gap: int = 0) -> bool:
     return not (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1])
 
 
-def random_box(rng: np.random.Generator, image_size: int, size_range: tuple[int, int] = (16, 32), *,
+def random_box(rng: np.random.Generator, canvas_size: int, size_range: tuple[int, int] = (16, 32), *,
                margin: int = 4, avoid: Sequence[Box] = (), tries: int = 100) -> Box:
     """A random square box ``(x0, y0, x1, y1)`` of side in ``size_range`` (inclusive) inside a
-    ``image_size`` canvas, ``margin`` px from the border and not overlapping any box in ``avoid``.
+    ``canvas_size`` canvas, ``margin`` px from the border and not overlapping any box in ``avoid``.
 
     Raises ValueError if the box cannot fit or no free place is found in ``tries`` draws.
     """
     lo, hi = size_range
-    if not 1 <= lo <= hi or hi + 2 * margin > image_size:
-        raise ValueError(f"size_range {size_range} with margin {margin} does not fit image_size {image_size}")
+    if not 1 <= lo <= hi or hi + 2 * margin > canvas_size:
+        raise ValueError(f"size_range {size_range} with margin {margin} does not fit canvas_size {canvas_size}")
     for _ in range(tries):
         size = int(rng.integers(lo, hi + 1))
-        x0, y0 = (int(v) for v in rng.integers(margin, image_size - margin - size + 1, size=2))
+        x0, y0 = (int(v) for v in rng.integers(margin, canvas_size - margin - size + 1, size=2))
         box = (x0, y0, x0 + size, y0 + size)
         if not any(_overlaps(box, other) for other in avoid):
             return box
-    raise ValueError(f"no free {size_range} box in a {image_size} px canvas avoiding {len(avoid)} boxes")
+    raise ValueError(f"no free {size_range} box in a {canvas_size} px canvas avoiding {len(avoid)} boxes")
 
 
 def render_digit(canvas: np.ndarray, digit_img: np.ndarray, box: Box,
@@ -232,15 +232,15 @@ def _sample_rng(seed: int, split: str, label: int, index: int) -> np.random.Gene
     return np.random.default_rng([seed, _SPLIT_CODES[split], label, index])
 
 
-def render_sample(digits: np.ndarray, source: int, rng: np.random.Generator, *, image_size: int = 64,
+def render_sample(digits: np.ndarray, source: int, rng: np.random.Generator, *, canvas_size: int = 64,
                   object_size: tuple[int, int] = (16, 32), margin: int = 4, n_clutter: int = 8,
                   noise_std: float = 0.08) -> tuple[np.ndarray, Box]:
     """One Cluttered-Digits canvas: object ``digits[source]`` plus clutter from the other ``digits``.
 
-    Returns the canvas float32 (image_size, image_size) in [0, 1] and the object's tight box.
+    Returns the canvas float32 (canvas_size, canvas_size) in [0, 1] and the object's tight box.
     """
-    canvas = np.zeros((image_size, image_size), np.float32)
-    place = random_box(rng, image_size, object_size, margin=margin)
+    canvas = np.zeros((canvas_size, canvas_size), np.float32)
+    place = random_box(rng, canvas_size, object_size, margin=margin)
     box = render_digit(canvas, digits[source], place, rng)
     add_clutter(canvas, digits, rng, n_clutter, avoid=[place], exclude=[source])
     add_noise(canvas, rng, noise_std)
@@ -248,13 +248,13 @@ def render_sample(digits: np.ndarray, source: int, rng: np.random.Generator, *, 
 
 
 # ---- dataset on disk ---------------------------------------------------------------------------
-def _params(image_size: int, train_per_class: int, val_per_class: int, seed: int, difficulty: str,
+def _params(canvas_size: int, train_per_class: int, val_per_class: int, seed: int, difficulty: str,
             object_size: tuple[int, int], n_clutter: int, noise_std: float) -> dict:
     return {
         "generator": "cbam.data.embedded (Cluttered Digits)",
         "version": GENERATOR_VERSION,
         "difficulty": difficulty,
-        "image_size": image_size,
+        "canvas_size": canvas_size,
         "train_per_class": train_per_class,
         "val_per_class": val_per_class,
         "seed": seed,
@@ -278,7 +278,7 @@ def _write_split(out: Path, split: str, per_class: int, params: dict) -> dict[st
         for i in range(per_class):
             rng = _sample_rng(params["seed"], split, label, i)
             canvas, box = render_sample(
-                digits, int(order[i % len(order)]), rng, image_size=params["image_size"],
+                digits, int(order[i % len(order)]), rng, canvas_size=params["canvas_size"],
                 object_size=tuple(params["object_size"]), margin=params["margin"],
                 n_clutter=params["n_clutter"], noise_std=params["noise_std"])
             name = f"{CLASSES[label]}/{CLASSES[label]}_{i:05d}.png"
@@ -306,7 +306,7 @@ def _sample_grid(root: Path, boxes: dict[str, list[int]], rows: int = 4, zoom: i
     return grid
 
 
-def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_class: int = 300,
+def build_embedded(root: str | os.PathLike, *, canvas_size: int = 64, train_per_class: int = 300,
                    val_per_class: int = 100, seed: int = 0, difficulty: str = "medium",
                    object_size: tuple[int, int] | None = None, n_clutter: int | None = None,
                    noise_std: float | None = None) -> Path:
@@ -315,7 +315,7 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
     Defaults: 64 x 64 canvases, 300 training and 100 validation images per class (3,000 + 1,000),
     the ``medium`` :data:`DIFFICULTIES` (objects 16-32 px, 8 clutter fragments, noise std 0.08).
     ``object_size``, ``n_clutter`` and ``noise_std`` override the named difficulty's values; object
-    sizes of a named difficulty scale with ``image_size`` / 64. ``meta.json`` records the difficulty's
+    sizes of a named difficulty scale with ``canvas_size`` / 64. ``meta.json`` records the difficulty's
     name (``"custom"`` when any value is given explicitly) and every value. If ``root/meta.json`` records the same
     parameters, nothing is done; if it records others, that is an error naming them, and the folder is
     not touched (see :func:`cbam.data._build.build_once`, the policy shared with the detection data).
@@ -324,7 +324,7 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
     embedded dataset (it is never deleted then) or a parameter is out of range.
     """
     root = Path(root)
-    for name, value in (("image_size", image_size), ("train_per_class", train_per_class),
+    for name, value in (("canvas_size", canvas_size), ("train_per_class", train_per_class),
                         ("val_per_class", val_per_class)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -334,12 +334,12 @@ def build_embedded(root: str | os.PathLike, *, image_size: int = 64, train_per_c
     overrides = {k: v for k, v in (("object_size", object_size), ("n_clutter", n_clutter), ("noise_std", noise_std))
                  if v is not None}
     if object_size is None:
-        object_size = tuple(round(v * image_size / 64) for v in preset["object_size"])
+        object_size = tuple(round(v * canvas_size / 64) for v in preset["object_size"])
     n_clutter = preset["n_clutter"] if n_clutter is None else n_clutter
     noise_std = preset["noise_std"] if noise_std is None else noise_std
-    if object_size[1] + 2 * 4 > image_size:
-        raise ValueError(f"object_size {object_size} does not fit image_size {image_size} with a 4 px margin")
-    params = _params(int(image_size), int(train_per_class), int(val_per_class), int(seed),
+    if object_size[1] + 2 * 4 > canvas_size:
+        raise ValueError(f"object_size {object_size} does not fit canvas_size {canvas_size} with a 4 px margin")
+    params = _params(int(canvas_size), int(train_per_class), int(val_per_class), int(seed),
                      "custom" if overrides else difficulty,
                      tuple(object_size), int(n_clutter), float(noise_std))
 

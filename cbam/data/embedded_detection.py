@@ -45,7 +45,7 @@ _SPLIT_CODES = {"train": 10, "val": 11, "test": 12}
 
 def _render_canvas(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, p: dict[str, Any]):
     """One canvas float32 (S, S) in [0, 1] and its objects: list of ((x0, y0, x1, y1), label)."""
-    size = p["image_size"]
+    size = p["canvas_size"]
     canvas = np.zeros((size, size), np.float32)
     places, objects, sources = [], [], []
     for _ in range(int(rng.integers(p["objects"][0], p["objects"][1] + 1))):
@@ -97,8 +97,8 @@ def _write(out: Path, p: dict[str, Any]) -> None:
             canvas, objects = _render_canvas(digits, labels, rng, p)
             name = f"{split}_{index:06d}"
             Image.fromarray(np.round(canvas * 255).astype(np.uint8), mode="L").save(voc / "JPEGImages" / f"{name}.png")
-            (voc / "Annotations" / f"{name}.xml").write_bytes(_voc_xml(f"{name}.png", p["image_size"], objects))
-            images.append({"id": index + 1, "file_name": f"{name}.png", "width": p["image_size"], "height": p["image_size"]})
+            (voc / "Annotations" / f"{name}.xml").write_bytes(_voc_xml(f"{name}.png", p["canvas_size"], objects))
+            images.append({"id": index + 1, "file_name": f"{name}.png", "width": p["canvas_size"], "height": p["canvas_size"]})
             for (x0, y0, x1, y1), label in objects:
                 annotations.append({
                     "id": len(annotations) + 1, "image_id": index + 1, "category_id": label + 1, "iscrowd": 0,
@@ -113,7 +113,7 @@ def _write(out: Path, p: dict[str, Any]) -> None:
 
 
 def build_embedded_detection(
-    root: str | os.PathLike, *, image_size: int = 96, train_images: int = 600, val_images: int = 200,
+    root: str | os.PathLike, *, canvas_size: int = 96, train_images: int = 600, val_images: int = 200,
     test_images: int = 200, objects: tuple[int, int] = (1, 4), object_size: tuple[int, int] = (14, 32),
     n_clutter: int = 6, noise_std: float = 0.05, seed: int = 0,
 ) -> Path:
@@ -123,7 +123,7 @@ def build_embedded_detection(
     classification data).
 
     Args:
-        image_size: canvas side S; train_images, val_images, test_images: canvases per split.
+        canvas_size: canvas side S; train_images, val_images, test_images: canvases per split.
         objects: (min, max) digits per canvas; object_size: (min, max) side of their squares.
         n_clutter: clutter fragments per canvas; noise_std: Gaussian noise; seed: everything.
 
@@ -133,15 +133,15 @@ def build_embedded_detection(
     """
     root = Path(root)
     counts = {"train": train_images, "val": val_images, "test": test_images}
-    for name, value in (("image_size", image_size), *((f"{k}_images", v) for k, v in counts.items())):
+    for name, value in (("canvas_size", canvas_size), *((f"{k}_images", v) for k, v in counts.items())):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not 0 <= objects[0] <= objects[1]:
         raise ValueError(f"objects must be (min, max) with 0 <= min <= max, got {objects}")
-    if object_size[1] + 4 > image_size:
-        raise ValueError(f"object_size {object_size} does not fit image_size {image_size} with a 2 px margin")
+    if object_size[1] + 4 > canvas_size:
+        raise ValueError(f"object_size {object_size} does not fit canvas_size {canvas_size} with a 2 px margin")
     params = {
-        "generator": "cbam.detection.embedded", "version": GENERATOR_VERSION, "image_size": image_size,
+        "generator": "cbam.detection.embedded", "version": GENERATOR_VERSION, "canvas_size": canvas_size,
         "images": counts, "objects": list(objects), "object_size": list(object_size), "n_clutter": n_clutter,
         "noise_std": noise_std, "seed": seed, "classes": list(CLASSES),
     }

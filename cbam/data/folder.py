@@ -156,7 +156,7 @@ class EmbeddedDataset(ImageFolderDataset):
 
     ``boxes[i]`` / ``sample_box(i)`` is sample ``i``'s object box ``(x0, y0, x1, y1)`` in pixels of
     the stored image (``x1``, ``y1`` exclusive); it holds for the evaluation transform, which does
-    not move pixels. ``image_size`` is the canvas side.
+    not move pixels. ``canvas_size`` is the canvas side.
     """
 
     def __init__(self, root: str | os.PathLike, split: str, transform: Callable | None = None, *,
@@ -166,7 +166,7 @@ class EmbeddedDataset(ImageFolderDataset):
         if meta is None:
             raise FileNotFoundError(f"{root} has no meta.json: not an embedded dataset (build it with build_embedded)")
         super().__init__(root / split, transform, classes=meta["classes"], skip_corrupt=skip_corrupt)
-        self.image_size = int(meta["image_size"])
+        self.canvas_size = int(meta["canvas_size"])
         boxes = load_boxes(root, split)
         split_dir = Path(self.root)
         try:

@@ -73,7 +73,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
 def folder_config(cfg: TrainConfig, model: nn.Module, classes: list[str]) -> dict[str, Any]:
     """The model folder's ``config.json`` of a run: the model, its classes and its evaluation preprocessing."""
     spec = parse_data(cfg.data)
-    stored = load_meta(spec.root)["image_size"] if spec.kind == "embedded" else None
+    stored = load_meta(spec.root)["canvas_size"] if spec.kind == "embedded" else None
     return model_config(model, classes=classes, data=cfg.data,
                         preprocessing=eval_preprocessing(spec.kind, cfg.image_size, stored))
 

@@ -236,7 +236,7 @@ def dataset_boxes(dataset: Dataset, name: str = "data") -> np.ndarray:
     require_boxes(dataset, name)
     boxes = np.asarray(dataset.boxes, dtype=np.float64)  # (N, 4) in stored pixels
     side = dataset[0][0].shape[-1]
-    return boxes * (side / dataset.image_size)
+    return boxes * (side / dataset.canvas_size)
 
 
 def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
