@@ -448,3 +448,37 @@ def test_concurrent_builds_of_the_embedded_data_build_it_once(tmp_path):
 def _build(args):
     root, kw = args
     return build_embedded_detection(root, **kw)
+
+
+def test_detect_compare_seeds_table_differences_and_reuse(embedded_root, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["detect", "compare", "--config", "detect_embedded", "--data", f"embedded:{embedded_root}",
+            "--detector", "ssd", "--image-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0",
+            "--set", "data_kwargs={format: voc, canvas_size: 64, train_images: 8, val_images: 4, test_images: 4, "
+                     "object_size: [12, 24], n_clutter: 3}",
+            "--attentions", "none", "cbam", "--seeds", "0", "1", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| MobileNet | SSD | " in printed and "| MobileNet | SSD + CBAM | " in printed and " ± " in printed
+    assert "| MobileNet SSD + CBAM - MobileNet SSD | " in printed and "95 % Student-t" in printed
+    runs = [out / a / f"seed{s}" for a in ("none", "cbam") for s in (0, 1)]
+    results = [json.loads((r / "results_test.json").read_text()) for r in runs]
+    table = (out / "table.csv").read_text().splitlines()
+    assert table[0].startswith("backbone,detector,attention,params,seeds,voc07_map_mean") and len(table) == 3
+    none_row = table[1].split(",")
+    assert none_row[2] == "none" and float(none_row[5]) == pytest.approx(
+        100 * (results[0]["voc07_map"] + results[1]["voc07_map"]) / 2, abs=1e-4)
+    diff = (out / "differences.csv").read_text().splitlines()
+    assert diff[0] == "a,b,metric,difference,ci95_low,ci95_high,seeds" and len(diff) == 3
+    d = [(results[2]["voc07_map"] - results[0]["voc07_map"]) * 100, (results[3]["voc07_map"] - results[1]["voc07_map"]) * 100]
+    assert float(diff[1].split(",")[3]) == pytest.approx(sum(d) / 2, abs=1e-4)
+    # a rerun reuses every finished run; a third seed trains only the new runs
+    stamps = {r: (r / "model.safetensors").stat().st_mtime_ns for r in runs}
+    assert main([*args[:-5], "0", "1", "2", "--out", str(out), "--no-progress"]) == 0
+    assert all((r / "model.safetensors").stat().st_mtime_ns == t for r, t in stamps.items())
+    assert (out / "cbam" / "seed2" / "results_test.json").is_file()
+    capsys.readouterr()
+    # another recipe into the same folder is refused with the differing key, nothing is retrained
+    assert main([*args[:args.index("--epochs") + 1], "2", *args[args.index("--epochs") + 2:]]) == 2
+    assert "differs in ['epochs']" in capsys.readouterr().err
+    assert all((r / "model.safetensors").stat().st_mtime_ns == t for r, t in stamps.items())

@@ -13,9 +13,7 @@ register one by name in :data:`COMPARE_EXTRAS` so ``cbam compare --extra NAME`` 
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -26,14 +24,14 @@ from .._optional import require
 from ..data import check_data
 from ..engine.checkpoint import find_last_checkpoint
 from ..engine.loop import read_metrics
-from ..io.files import atomic_write, check_output_dir
+from ..io.files import atomic_write, check_output_dir, write_csv
 from ..io.model_folder import WEIGHTS_NAME, read_model_folder
 from ..models.labels import row_label
 from ..models.profile import count_gmacs, count_params
 from ..nn.factory import attention_name
 from .classification import build_model, train
 from .config import TrainConfig, check_config, parse_yaml
-from .stats import format_mean_std, mean_std, paired_difference
+from .stats import comparison_pairs, format_mean_std, mean_std, paired_difference
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_differences",
            "format_table", "plot_curves"]
@@ -158,17 +156,9 @@ def format_table(results: Sequence[ModelResult]) -> str:
     return "\n".join(lines)
 
 
-def _pairs(results: Sequence[ModelResult]) -> list[tuple[ModelResult, ModelResult]]:
-    """Every row against the first (the baseline), and the last row (the full method) against the rows between."""
-    if len(results) < 2:
-        return []
-    first, last = results[0], results[-1]
-    return [(r, first) for r in results[1:]] + [(last, r) for r in results[1:-1]]
-
-
 def format_differences(results: Sequence[ModelResult]) -> str:
     """Paired top-1 differences (A - B, percentage points) with 95 % Student-t intervals over seeds."""
-    pairs = _pairs(results)
+    pairs = comparison_pairs(results)
     if not pairs:
         return ""
     n = len(results[0].top1)
@@ -189,18 +179,12 @@ def _write_csv(path: Path, results: Sequence[ModelResult]) -> None:
                      _number(s5), len(r.runs), " ".join(f"{v:.2f}" for v in r.top1),
                      " ".join(f"{v:.2f}" for v in r.top5)])
 
-    _write_rows(path, [header, *rows])
+    write_csv(path, [header, *rows])
     differences = [["a", "b", "top1_err_difference", "ci95_low", "ci95_high", "seeds"]]
-    for a, b in _pairs(results):
+    for a, b in comparison_pairs(results):
         d = paired_difference(a.top1, b.top1)
         differences.append([a.attention, b.attention, f"{d.mean:.4f}", _number(d.low), _number(d.high), d.n])
-    _write_rows(path.with_name("differences.csv"), differences)
-
-
-def _write_rows(path: Path, rows: list[list]) -> None:
-    text = io.StringIO()
-    csv.writer(text).writerows(rows)
-    atomic_write(path, lambda tmp: tmp.write_text(text.getvalue()))
+    write_csv(path.with_name("differences.csv"), differences)
 
 
 def _number(value: float | None) -> str:

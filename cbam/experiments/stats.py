@@ -12,8 +12,11 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-__all__ = ["Difference", "format_mean_std", "mean_std", "paired_difference", "t_quantile_975"]
+Row = TypeVar("Row")
+
+__all__ = ["Difference", "comparison_pairs", "format_mean_std", "mean_std", "paired_difference", "t_quantile_975"]
 
 # Two-sided 95 % quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -70,3 +73,12 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> Difference:
         return Difference(mean, None, None, 1)
     half = t_quantile_975(len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
     return Difference(mean, mean - half, mean + half, len(d))
+
+
+def comparison_pairs(rows: Sequence[Row]) -> list[tuple[Row, Row]]:
+    """The (A, B) pairs a comparison table reports: every row against the first (the baseline), and the
+    last row (the full method) against the rows between."""
+    if len(rows) < 2:
+        return []
+    first, last = rows[0], rows[-1]
+    return [(r, first) for r in rows[1:]] + [(last, r) for r in rows[1:-1]]

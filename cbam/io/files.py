@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import socket
@@ -17,7 +19,7 @@ except ImportError:  # Windows: no advisory locks
     fcntl = None
 
 __all__ = ["LOCK_NAME", "RunDirBusyError", "atomic_write", "check_output_dir", "check_output_file", "existing_dir",
-           "existing_file", "read_json", "run_lock"]
+           "existing_file", "read_json", "run_lock", "write_csv"]
 
 #: The lock file a run holds in its run directory.
 LOCK_NAME = ".lock"
@@ -65,6 +67,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         finally:
             os.close(dir_fd)
     return path
+
+
+def write_csv(path: str | os.PathLike, rows: list[list[Any]]) -> Path:
+    """Write ``rows`` (the header first) as CSV, atomically."""
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return atomic_write(path, lambda tmp: tmp.write_text(text.getvalue()))
 
 
 def _existing_ancestor(path: Path) -> Path:
