@@ -26,6 +26,8 @@ from cbam.viz import (
     load_viz_model,
     localization_row,
     localization_scores,
+    localization_stage,
+    localization_table,
     mean_ci,
     pointing_game,
     save_figure,
@@ -274,6 +276,19 @@ def test_compare_extra_localization(embedded):
     md = COMPARE_EXTRAS["localization"]({"plain": [files["none"].parent], "CBAM": [files["cbam"].parent]})
     assert "### Grad-CAM localisation" in md and "| plain | 20 |" in md and "| CBAM | 20 |" in md
     assert (root.parent / "localization.csv").is_file()
+    # scored at the deepest stage whose map is at least 8 x 8 (stage 2 of the small-input stem at 32 px:
+    # maps 32, 16, 8, 4), not the 4 x 4 last one
+    info = load_viz_model(files["none"].parent).model.feature_info
+    assert [32 // i["reduction"] for i in info] == [32, 16, 8, 4] and localization_stage(info, 32) == 2
+    energy = float((root.parent / "localization.csv").read_text().splitlines()[1].split(",")[2])
+    at = {stage: localization_table([files["none"].parent], stage=stage)[0]["energy"] for stage in (2, -1)}
+    assert energy == pytest.approx(at[2], abs=1e-4) and at[2] != pytest.approx(at[-1], abs=1e-4)
+
+
+def test_localization_stage_is_the_deepest_map_of_at_least_8x8():
+    info = [{"reduction": r} for r in (4, 8, 16, 32)]
+    assert localization_stage(info, 64) == 1 and localization_stage(info, 224) == 2
+    assert localization_stage(info, 256) == 3 and localization_stage(info, 16) == 0
 
 
 def test_cli_attention_and_untrained_demo(embedded, tmp_path, capsys):

@@ -166,9 +166,24 @@ def localization_row(name: str, scores: Mapping[str, np.ndarray]) -> dict[str, A
     }
 
 
-def _model_scores(spec: str | Path, data: str | None, split: str, stage: int, tolerance: float,
+#: The smallest map side a localisation score is computed on by default (a 2 x 2 map's peak is a quadrant).
+MIN_MAP_SIDE = 8
+
+
+def localization_stage(feature_info: Sequence[Mapping[str, Any]], image_size: int, min_side: int = MIN_MAP_SIDE) -> int:
+    """Index of the deepest stage whose map is at least ``min_side`` pixels across at ``image_size``
+    (the first stage when none is)."""
+    sides = [image_size // info["reduction"] for info in feature_info]
+    return max((i for i, side in enumerate(sides) if side >= min_side), default=0)
+
+
+def _model_scores(spec: str | Path, data: str | None, split: str, stage: int | None, tolerance: float,
                   batch_size: int) -> tuple[str, dict[str, np.ndarray]]:
+    """``stage=None``: :func:`localization_stage` at the model's training input size."""
     vm = load_viz_model(spec)
+    if stage is None:
+        size = vm.config.get("image_size") or (vm.config.get("preprocessing") or {}).get("image_size")
+        stage = localization_stage(vm.model.feature_info, size) if size and hasattr(vm.model, "feature_info") else -1
     source = data or vm.config.get("data")
     if not source:
         raise ValueError(f"model {str(spec)!r} records no training data; pass data (--data)")
@@ -210,11 +225,12 @@ def compare_extra(runs: Mapping[str, Sequence[Path]]) -> str:
     """
     rows = []
     for label, dirs in runs.items():
-        per_seed = [_model_scores(d, None, "val", -1, 0, 64)[1] for d in dirs]
+        per_seed = [_model_scores(d, None, "val", None, 0, 64)[1] for d in dirs]
         rows.append(localization_row(label, {k: np.concatenate([s[k] for s in per_seed]) for k in per_seed[0]}))
     first = next(iter(runs.values()))[0]
     write_table(rows, Path(first).parent.parent / "localization")
-    caption = ("Grad-CAM localisation (last stage, class = ground truth) over the validation images of every "
+    caption = (f"Grad-CAM localisation (the deepest stage whose map is at least {MIN_MAP_SIDE} x {MIN_MAP_SIDE} at "
+               "the training input size, class = ground truth) over the validation images of every "
                "seed: share of CAM energy in the object box and pointing-game hits (peak in the box, 0 px "
                "tolerance); mean [95% percentile-bootstrap interval].")
     return "\n\n".join(["### Grad-CAM localisation", caption, format_markdown(rows)])
@@ -228,7 +244,7 @@ def require_boxes(dataset: Dataset, name: str = "data") -> None:
 
 def dataset_boxes(dataset: Dataset, name: str = "data") -> np.ndarray:
     """(N, 4) object boxes of a dataset with ``boxes`` (the embedded one), in pixels of its transformed
-    images (scaled from the stored ``image_size`` when the transform resizes).
+    images (scaled from the stored ``canvas_size`` when the transform resizes).
 
     Raises:
         ValueError: the dataset has no object boxes.
