@@ -457,7 +457,13 @@ def test_detect_compare_seeds_table_differences_and_reuse(embedded_root, tmp_pat
             "--set", "data_kwargs={format: voc, canvas_size: 64, train_images: 8, val_images: 4, test_images: 4, "
                      "object_size: [12, 24], n_clutter: 3}",
             "--attentions", "none", "cbam", "--seeds", "0", "1", "--out", str(out), "--no-progress"]
+    # a run made by `detect train` where the comparison keeps it is reused, not retrained
+    recipe = args[2:args.index("--attentions")]
+    assert main(["detect", "train", *recipe, "--attention", "none", "--seed", "0", "--out", str(out / "none" / "seed0"),
+                 "--no-progress"]) == 0
+    first = (out / "none" / "seed0" / "model.safetensors").stat().st_mtime_ns
     assert main(args) == 0
+    assert (out / "none" / "seed0" / "model.safetensors").stat().st_mtime_ns == first
     printed = capsys.readouterr().out
     assert "| MobileNet | SSD | " in printed and "| MobileNet | SSD + CBAM | " in printed and " ± " in printed
     assert "| MobileNet SSD + CBAM - MobileNet SSD | " in printed and "95 % Student-t" in printed

@@ -20,6 +20,7 @@ import yaml
 from ..engine.checkpoint import find_last_checkpoint
 from ..io.files import atomic_write, check_output_dir, read_json, write_csv
 from ..io.model_folder import WEIGHTS_NAME
+from ..nn.factory import attention_name
 from .config import DetectConfig, config_text
 from .paper_tables import detector_label
 from .stats import comparison_pairs, format_mean_std, mean_std, paired_difference
@@ -86,8 +87,9 @@ def compare_detectors(cfg: DetectConfig, attentions: Sequence[str | None], seeds
         raise ValueError(f"--attentions: need distinct names, got {list(attentions)}")
     out = check_output_dir(out)
     results = []
-    for attention in attentions:
-        name = str(attention).lower() if attention else "none"
+    for spec in attentions:
+        attention = attention_name(spec)  # "none" -> None, as `cbam detect train --attention none` stores it
+        name = attention or "none"
         runs, rows = [], []
         for seed in seeds:
             run_cfg = dataclasses.replace(cfg, attention=attention, seed=seed, out=str(out / name / f"seed{seed}"))
