@@ -466,7 +466,7 @@ def test_detect_compare_seeds_table_differences_and_reuse(embedded_root, tmp_pat
     assert (out / "none" / "seed0" / "model.safetensors").stat().st_mtime_ns == first
     printed = capsys.readouterr().out
     assert "| MobileNet | SSD | " in printed and "| MobileNet | SSD + CBAM | " in printed and " ± " in printed
-    assert "| MobileNet SSD + CBAM - MobileNet SSD | " in printed and "95 % Student-t" in printed
+    assert "| MobileNet SSD + CBAM - MobileNet SSD | " in printed and "Paired mAP differences over 2 seeds" in printed
     runs = [out / a / f"seed{s}" for a in ("none", "cbam") for s in (0, 1)]
     results = [json.loads((r / "results_test.json").read_text()) for r in runs]
     table = (out / "table.csv").read_text().splitlines()

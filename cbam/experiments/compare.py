@@ -31,7 +31,7 @@ from ..models.profile import count_gmacs, count_params
 from ..nn.factory import attention_name
 from .classification import build_model, train
 from .config import TrainConfig, check_config, parse_yaml
-from .stats import comparison_pairs, format_mean_std, mean_std, paired_difference
+from .stats import comparison_pairs, format_mean_std, format_paired_differences, mean_std, paired_difference
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_differences",
            "format_table", "plot_curves"]
@@ -158,15 +158,8 @@ def format_table(results: Sequence[ModelResult]) -> str:
 
 def format_differences(results: Sequence[ModelResult]) -> str:
     """Paired top-1 differences (A - B, percentage points) with 95 % Student-t intervals over seeds."""
-    pairs = comparison_pairs(results)
-    if not pairs:
-        return ""
-    n = len(results[0].top1)
-    lines = [f"Paired top-1 error differences over {n} seed{'s' if n > 1 else ''} (A - B in percentage points, "
-             "negative: A is better; 95 % Student-t interval of the per-seed differences; an interval "
-             "containing 0 is inside the noise):", "", "| A - B | Top-1 err difference |", "|---|---|"]
-    lines += [f"| {a.label} - {b.label} | {paired_difference(a.top1, b.top1)} |" for a, b in pairs]
-    return "\n".join(lines)
+    return format_paired_differences(results, lambda r: r.label, {"Top-1 err difference": lambda r: r.top1},
+                                     what="top-1 error", higher_is_better=False)
 
 
 def _write_csv(path: Path, results: Sequence[ModelResult]) -> None:

@@ -23,7 +23,7 @@ from ..io.model_folder import WEIGHTS_NAME
 from ..nn.factory import attention_name
 from .config import DetectConfig, config_text
 from .paper_tables import detector_label
-from .stats import comparison_pairs, format_mean_std, mean_std, paired_difference
+from .stats import comparison_pairs, format_mean_std, format_paired_differences, mean_std, paired_difference
 
 __all__ = ["DetectorResult", "METRICS", "compare_detectors", "format_detector_differences", "format_detector_table"]
 
@@ -120,18 +120,8 @@ def format_detector_table(results: Sequence[DetectorResult]) -> str:
 
 def format_detector_differences(results: Sequence[DetectorResult]) -> str:
     """Paired differences A - B of VOC07 mAP@.5 and mAP@[.5:.95] (points) with 95 % t-intervals over seeds."""
-    pairs = comparison_pairs(results)
-    if not pairs:
-        return ""
-    n = len(results[0].runs)
-    lines = [f"Paired differences over {n} seed{'s' if n > 1 else ''} (A - B in percentage points, positive: A is "
-             "better; 95 % Student-t interval of the per-seed differences; an interval containing 0 is inside "
-             "the noise):", "",
-             "| A - B | " + " | ".join(METRICS[k] for k in DIFFERENCE_METRICS) + " |", "|---|" + "---|" * len(DIFFERENCE_METRICS)]
-    for a, b in pairs:
-        cells = " | ".join(str(paired_difference(a.metrics[k], b.metrics[k])) for k in DIFFERENCE_METRICS)
-        lines.append(f"| {a.label} - {b.label} | {cells} |")
-    return "\n".join(lines)
+    columns = {METRICS[k]: (lambda r, k=k: r.metrics[k]) for k in DIFFERENCE_METRICS}
+    return format_paired_differences(results, lambda r: r.label, columns, what="mAP", higher_is_better=True)
 
 
 def _write_csvs(out: Path, results: Sequence[DetectorResult]) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 Row = TypeVar("Row")
 
-__all__ = ["Difference", "comparison_pairs", "format_mean_std", "mean_std", "paired_difference", "t_quantile_975"]
+__all__ = ["Difference", "comparison_pairs", "format_mean_std", "format_paired_differences", "mean_std", "paired_difference", "t_quantile_975"]
 
 # Two-sided 95 % quantiles of Student's t, t_{0.975, df}, df = 1..30 (standard tables).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -82,3 +82,29 @@ def comparison_pairs(rows: Sequence[Row]) -> list[tuple[Row, Row]]:
         return []
     first, last = rows[0], rows[-1]
     return [(r, first) for r in rows[1:]] + [(last, r) for r in rows[1:-1]]
+
+
+def format_paired_differences(rows: Sequence[Row], label: Callable[[Row], str],
+                              columns: Mapping[str, Callable[[Row], Sequence[float]]], *, what: str,
+                              higher_is_better: bool) -> str:
+    """Markdown table of the paired differences A - B (one column per metric, values per seed from
+    ``columns``) for every pair of :func:`comparison_pairs`, with 95 % t-intervals; ``""`` for one row.
+
+    Args:
+        label: the row's name in the table.
+        columns: column title -> the row's per-seed values of that metric (percentage points).
+        what: the metric in the caption (``"top-1 error"``).
+        higher_is_better: says which sign favours A in the caption.
+    """
+    pairs = comparison_pairs(rows)
+    if not pairs:
+        return ""
+    n = len(next(iter(columns.values()))(rows[0]))
+    lines = [f"Paired {what} differences over {n} seed{'s' if n > 1 else ''} (A - B in percentage points, "
+             f"{'positive' if higher_is_better else 'negative'}: A is better; 95 % Student-t interval of the "
+             "per-seed differences; an interval containing 0 is inside the noise):", "",
+             "| A - B | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for a, b in pairs:
+        cells = " | ".join(str(paired_difference(values(a), values(b))) for values in columns.values())
+        lines.append(f"| {label(a)} - {label(b)} | {cells} |")
+    return "\n".join(lines)
