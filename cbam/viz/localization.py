@@ -166,8 +166,9 @@ def localization_row(name: str, scores: Mapping[str, np.ndarray]) -> dict[str, A
     }
 
 
-#: The smallest map side a localisation score is computed on by default (a 2 x 2 map's peak is a quadrant).
-MIN_MAP_SIDE = 8
+#: The smallest map side a localisation score is computed on by default: the paper's Grad-CAM layer is
+#: the last stage, 7 x 7 at 224 px; at 64 px the last stage is 2 x 2, whose peak is a quadrant.
+MIN_MAP_SIDE = 7
 
 
 def localization_stage(feature_info: Sequence[Mapping[str, Any]], image_size: int, min_side: int = MIN_MAP_SIDE) -> int:
