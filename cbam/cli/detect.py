@@ -62,7 +62,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                                    "OUT/<attention>/seed<k> (finished runs are reused, killed ones resume), "
                                    "evaluate each on the test split and print a Table-6/7-style table with mean "
                                    "+- std over seeds and the paired differences against the first attention "
-                                   "with 95 %% Student-t intervals.",
+                                   "with 95 % Student-t intervals.",
                        **example("cbam detect compare --config detect_embedded --detector stairnet "
                                  "--attentions none se cbam --seeds 0 1 2 --out runs/table7/stairnet"))
     _add_recipe_arguments(p)
