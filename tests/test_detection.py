@@ -487,4 +487,8 @@ def test_detect_compare_seeds_table_differences_and_reuse(embedded_root, tmp_pat
     # another recipe into the same folder is refused with the differing key, nothing is retrained
     assert main([*args[:args.index("--epochs") + 1], "2", *args[args.index("--epochs") + 2:]]) == 2
     assert "differs in ['epochs']" in capsys.readouterr().err
+    for bad, message in ((["--seeds", "0", "0"], "--seeds: need distinct integers"), (["--seeds", "-1"], "--seeds:"),
+                         (["--attentions", "none", "bogus"], "unknown"), (["--attentions", "none", "None"], "distinct")):
+        assert main([*args, *bad]) == 2
+        assert message in capsys.readouterr().err
     assert all((r / "model.safetensors").stat().st_mtime_ns == t for r, t in stamps.items())

@@ -20,7 +20,7 @@ import yaml
 from ..engine.checkpoint import find_last_checkpoint
 from ..io.files import atomic_write, check_output_dir, read_json, write_csv
 from ..io.model_folder import WEIGHTS_NAME
-from ..nn.factory import attention_name
+from ..nn.factory import attention_name, get_attention
 from .config import DetectConfig, config_text
 from .paper_tables import detector_label
 from .stats import comparison_pairs, format_mean_std, format_paired_differences, mean_std, paired_difference
@@ -81,10 +81,14 @@ def compare_detectors(cfg: DetectConfig, attentions: Sequence[str | None], seeds
         seeds: one run per seed; the same seeds for every attention (the differences are paired).
         out: output folder.
     """
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: need distinct seeds, got {list(seeds)}")
-    if not attentions or len(set(attentions)) != len(attentions):
+    if not seeds or len(set(seeds)) != len(seeds) or any(
+            isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in seeds):
+        raise ValueError(f"--seeds: need distinct integers in [0, 2**32), got {list(seeds)}")
+    names = [attention_name(a) for a in attentions]
+    if not names or len(set(names)) != len(names):
         raise ValueError(f"--attentions: need distinct names, got {list(attentions)}")
+    for name in names:  # every name before the first run: an unknown one names the valid ones
+        get_attention(name)
     out = check_output_dir(out)
     results = []
     for spec in attentions:
