@@ -30,7 +30,7 @@ from ..models.labels import row_label
 from ..models.profile import count_gmacs, count_params
 from ..nn.factory import attention_name
 from .classification import build_model, train
-from .config import TrainConfig, check_config, parse_yaml
+from .config import TrainConfig, check_config, check_saved_config
 from .stats import comparison_pairs, format_mean_std, format_paired_differences, mean_std, paired_difference
 
 __all__ = ["ABLATIONS", "ABLATION_TITLES", "COMPARE_EXTRAS", "ModelResult", "compare", "format_differences",
@@ -80,14 +80,7 @@ _RUNTIME_KEYS = ("workers", "threads", "out")
 
 def _run_one(cfg: TrainConfig, progress: bool) -> Path:
     out = Path(cfg.out)
-    saved = out / "config.yaml"
-    if saved.is_file():
-        old = parse_yaml(saved.read_text(), str(saved)) or {}
-        new = dataclasses.replace(cfg, lr=cfg.resolved_lr).to_dict()
-        differ = sorted(k for k in set(old) | set(new) if k not in _RUNTIME_KEYS and old.get(k) != new.get(k))
-        if differ:
-            raise ValueError(f"{str(out)!r} holds a run with another config (differs in {differ}); "
-                             "choose another output directory")
+    check_saved_config(out, cfg, _RUNTIME_KEYS)
     records = read_metrics(out)
     if (out / WEIGHTS_NAME).is_file() and len(records) >= cfg.epochs:
         return out

@@ -24,7 +24,7 @@ from ..nn.factory import attention_name
 
 yaml = require("yaml", "train", "training recipes")
 
-__all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "check_config", "config_text", "list_configs", "list_detect_configs",
+__all__ = ["DETECTORS", "DetectConfig", "TrainConfig", "build_config", "check_config", "check_saved_config", "config_text", "list_configs", "list_detect_configs",
            "load_config", "load_detect_config", "parse_yaml", "read_yaml", "save_config", "save_detect_config"]
 
 
@@ -252,6 +252,24 @@ def config_text(cfg: TrainConfig | DetectConfig) -> str:
     if isinstance(cfg, TrainConfig):
         cfg = dataclasses.replace(cfg, lr=cfg.resolved_lr)
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def check_saved_config(run_dir: str | Path, cfg: TrainConfig | DetectConfig, runtime_keys: tuple[str, ...]) -> None:
+    """Refuse to continue or reuse the run in ``run_dir`` when its ``config.yaml`` differs from ``cfg``
+    (keys in ``runtime_keys`` aside: they do not change what a run computes). No saved config: nothing to check.
+
+    Raises:
+        ValueError: naming the keys that differ.
+    """
+    saved = Path(run_dir) / "config.yaml"
+    if not saved.is_file():
+        return
+    old = parse_yaml(saved.read_text(), str(saved)) or {}
+    new = yaml.safe_load(config_text(cfg))
+    differ = sorted(k for k in set(old) | set(new) if k not in runtime_keys and old.get(k) != new.get(k))
+    if differ:
+        raise ValueError(f"{str(run_dir)!r} holds a run with another config (differs in {differ}); "
+                         "choose another output directory")
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:

@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..engine.checkpoint import find_last_checkpoint
 from ..io.files import atomic_write, check_output_dir, read_json, write_csv
 from ..io.model_folder import WEIGHTS_NAME
 from ..nn.factory import attention_name, get_attention
-from .config import DetectConfig, config_text
+from .config import DetectConfig, check_saved_config
 from .paper_tables import detector_label
 from .stats import comparison_pairs, format_mean_std, format_paired_differences, mean_std, paired_difference
 
@@ -56,14 +54,7 @@ def _run_one(cfg: DetectConfig, split: str, progress: bool) -> dict[str, Any]:
     from .detection import train  # the detection stack (torchvision detectors, pycocotools) only when training
 
     out = Path(cfg.out)
-    saved = out / "config.yaml"
-    if saved.is_file():
-        old = yaml.safe_load(saved.read_text()) or {}
-        new = yaml.safe_load(config_text(cfg))
-        differ = sorted(k for k in set(old) | set(new) if k not in _RUNTIME_KEYS and old.get(k) != new.get(k))
-        if differ:
-            raise ValueError(f"{str(out)!r} holds a run with another config (differs in {differ}); "
-                             "choose another output directory")
+    check_saved_config(out, cfg, _RUNTIME_KEYS)
     results = out / f"results_{split}.json"
     if results.is_file() and (out / WEIGHTS_NAME).is_file():
         return read_json(results)
@@ -91,12 +82,11 @@ def compare_detectors(cfg: DetectConfig, attentions: Sequence[str | None], seeds
         get_attention(name)
     out = check_output_dir(out)
     results = []
-    for spec in attentions:
-        attention = attention_name(spec)  # "none" -> None, as `cbam detect train --attention none` stores it
-        name = attention or "none"
+    for attention in names:  # "none" is None, as `cbam detect train --attention none` stores it
         runs, rows = [], []
         for seed in seeds:
-            run_cfg = dataclasses.replace(cfg, attention=attention, seed=seed, out=str(out / name / f"seed{seed}"))
+            run_cfg = dataclasses.replace(cfg, attention=attention, seed=seed,
+                                          out=str(out / (attention or "none") / f"seed{seed}"))
             rows.append(_run_one(run_cfg, split, progress))
             runs.append(Path(run_cfg.out))
         backbone, detector = detector_label(cfg.detector, cfg.backbone, attention)
