@@ -109,3 +109,13 @@ def test_registry_api():
         cbam.create_model("resnet18", num_classes=0)
     with pytest.raises(ValueError, match="already registered"):
         cbam.models.register_model(model_info("resnet18"))
+
+
+@pytest.mark.parametrize("attention", sorted(cbam.nn.factory.ATTENTION_REGISTRY))
+def test_every_registered_attention_has_a_readable_label(attention):
+    from cbam.experiments.paper_tables import detector_label
+    from cbam.models.labels import attention_suffix
+
+    suffix = attention_suffix(attention)
+    assert suffix.startswith(" + ") and suffix != f" + {attention}", suffix  # not the raw registry name
+    assert detector_label("ssd", "vgg16", attention)[1] == "SSD" + suffix

@@ -8,13 +8,14 @@ __all__ = ["attention_suffix", "row_label"]
 
 #: attention name -> what the paper appends to the architecture (Tables 1-5).
 _SUFFIX = {
-    None: "", "se": " + SE", "cbam": " + CBAM",
+    None: "", "se": " + SE", "cbam": " + CBAM", "cbam_official": " + CBAM (official layout)",
     "channel_avg": " + channel (AvgPool = SE)", "channel_max": " + channel (MaxPool)",
     "channel": " + channel (AvgPool & MaxPool)",
+    "channel_lp": " + channel (AvgPool & MaxPool & LP-pool)", "channel_lse": " + channel (AvgPool & MaxPool & LSE-pool)",
     "cbam_conv1x1_k3": " + channel + spatial (1x1 conv, k=3)", "cbam_conv1x1_k7": " + channel + spatial (1x1 conv, k=7)",
     "cbam_pool_k3": " + channel + spatial (avg&max, k=3)", "cbam_pool_k7": " + channel + spatial (avg&max, k=7)",
     "cbam_channel_first": " + channel + spatial", "cbam_spatial_first": " + spatial + channel",
-    "cbam_parallel": " + channel & spatial in parallel",
+    "cbam_parallel": " + channel & spatial in parallel", "spatial": " + spatial only (avg&max, k=7)",
 }
 
 
