@@ -5,7 +5,9 @@ import pytest
 import torch
 
 import cbam
+from cbam.experiments.paper_tables import detector_label
 from cbam.models import model_info
+from cbam.models.labels import attention_suffix
 from cbam.models.profile import count_params
 from cbam.nn import CBAM, SqueezeExcitation
 
@@ -113,9 +115,6 @@ def test_registry_api():
 
 @pytest.mark.parametrize("attention", sorted(cbam.nn.factory.ATTENTION_REGISTRY))
 def test_every_registered_attention_has_a_readable_label(attention):
-    from cbam.experiments.paper_tables import detector_label
-    from cbam.models.labels import attention_suffix
-
     suffix = attention_suffix(attention)
     assert suffix.startswith(" + ") and suffix != f" + {attention}", suffix  # not the raw registry name
     assert detector_label("ssd", "vgg16", attention)[1] == "SSD" + suffix
